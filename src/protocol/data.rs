@@ -1,0 +1,182 @@
+//! A borrowed, allocation-light view of a JSON object's top-level members.
+//!
+//! Event `data` is read twice per delivery in the harness (validation, then the oracle's own
+//! fields) and once per publish in the server (validation, then filter routing). Building a
+//! `serde_json::Value` tree for each would allocate per member; this view keeps each member as
+//! the raw JSON text it came as and interprets it only when asked.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use smallvec::SmallVec;
+
+use super::filter::FieldValue;
+
+/// The members of one JSON object, in document order, each as raw JSON.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectView<'a> {
+    members: SmallVec<[(Cow<'a, str>, &'a RawValue); 8]>,
+}
+
+/// The input was not a JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a JSON object")]
+pub struct NotAnObject;
+
+impl<'a> ObjectView<'a> {
+    /// Parses `json`, which must be one JSON object.
+    pub fn parse(json: &'a str) -> Result<ObjectView<'a>, NotAnObject> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let view = de.deserialize_map(ObjectVisitor).map_err(|_| NotAnObject)?;
+        de.end().map_err(|_| NotAnObject)?;
+        Ok(view)
+    }
+
+    /// The raw value of member `key`; the last one when the key is repeated (as `serde_json::Value` does).
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.members
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// Member `key` as a string, when it is one.
+    pub fn get_str(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.get(key).and_then(raw_str)
+    }
+
+    /// Member `key` as a number, when it is one.
+    pub fn get_f64(&self, key: &str) -> Option<f64> {
+        self.get(key).and_then(raw_f64)
+    }
+
+    /// Member `key` as filtering sees it (PROTOCOL.md §4).
+    pub fn filter_value(&self, key: &str) -> Option<FieldValue<'a>> {
+        let raw = self.get(key)?;
+        Some(raw_str(raw).map_or(FieldValue::NotAString, FieldValue::Str))
+    }
+
+    /// Iterates members in document order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+        self.members.iter().map(|(k, v)| (&**k, *v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+/// A raw JSON value as a string, borrowed when it has no escapes.
+pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    if let Ok(s) = serde_json::from_str::<&str>(text) {
+        return Some(Cow::Borrowed(s));
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+}
+
+/// A raw JSON value as a number.
+pub fn raw_f64(raw: &RawValue) -> Option<f64> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'-' | b'0'..=b'9') => serde_json::from_str::<f64>(text).ok(),
+        _ => None,
+    }
+}
+
+/// A raw JSON value as an unsigned integer.
+pub fn raw_u64(raw: &RawValue) -> Option<u64> {
+    match raw.get().as_bytes().first() {
+        Some(b'0'..=b'9') => serde_json::from_str::<u64>(raw.get()).ok(),
+        _ => None,
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = ObjectView<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = SmallVec::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            members.push((key.0, value));
+        }
+        Ok(ObjectView { members })
+    }
+}
+
+/// An object key, borrowed from the input unless it had escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_kept_raw_and_in_order() {
+        let view = ObjectView::parse(r#"{"a": "x", "b": {"c": [1, 2]}, "n": 12.5}"#).unwrap();
+        let keys: Vec<_> = view.iter().map(|(k, _)| k.to_owned()).collect();
+        assert_eq!(keys, ["a", "b", "n"]);
+        assert_eq!(view.get("b").unwrap().get(), r#"{"c": [1, 2]}"#);
+        assert_eq!(view.get_str("a").as_deref(), Some("x"));
+        assert_eq!(view.get_f64("n"), Some(12.5));
+        assert_eq!(view.get_str("n"), None);
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_key_wins() {
+        let view = ObjectView::parse(r#"{"a": "1", "a": "2"}"#).unwrap();
+        assert_eq!(view.get_str("a").as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn escaped_keys_and_strings_are_decoded() {
+        let view = ObjectView::parse(r#"{"\u0061": "\u0078"}"#).unwrap();
+        assert_eq!(view.get_str("a").as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn anything_but_one_object_is_refused() {
+        for bad in ["[1]", "1", "\"s\"", "{} {}", "{", "{\"a\":}"] {
+            assert_eq!(ObjectView::parse(bad).unwrap_err(), NotAnObject, "{bad}");
+        }
+    }
+}
