@@ -4,4 +4,14 @@
 //! reference server it tests against by default.
 //!
 //! - [`protocol`]: messages, topics, filters, tokens and their validation; shared by everything.
+//! - [`server`]: the bundled reference server (embeddable; `openframe-harness serve`).
+//! - [`util`]: durations and process statistics.
+//! - [`wire`]: raw RFC 6455 frames and a hand-written upgrade, for the suite and the fuzzer.
+//! - [`cli`], [`commands`], [`error`]: the command line, one module per subcommand, exit codes.
+pub mod cli;
+pub mod commands;
+pub mod error;
 pub mod protocol;
+pub mod server;
+pub mod util;
+pub mod wire;

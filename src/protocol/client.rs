@@ -60,21 +60,13 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>, id: Option<String>) -> Self {
-        Rejection {
-            code,
-            message: message.into(),
-            id,
-        }
+        Rejection { code, message: message.into(), id }
     }
 }
 
 /// Why a frame that is not text is refused (§1).
 pub fn binary_frame_rejection() -> Rejection {
-    Rejection::new(
-        ErrorCode::InvalidMessage,
-        "binary frames are not supported",
-        None,
-    )
+    Rejection::new(ErrorCode::InvalidMessage, "binary frames are not supported", None)
 }
 
 /// Parses and validates one client text message. `may_publish` is whether the connection's
@@ -83,11 +75,8 @@ pub fn parse_client_message(text: &str, may_publish: bool) -> Result<ClientMessa
     let object = parse_object(text)?;
     let id = parse_id(&object);
     let echo = id.clone().unwrap_or(None);
-    let invalid =
-        |message: &'static str| Rejection::new(ErrorCode::InvalidMessage, message, echo.clone());
-    let kind = object
-        .get("type")
-        .ok_or_else(|| invalid("missing `type`"))?;
+    let invalid = |message: &'static str| Rejection::new(ErrorCode::InvalidMessage, message, echo.clone());
+    let kind = object.get("type").ok_or_else(|| invalid("missing `type`"))?;
     let kind = raw_str(kind).ok_or_else(|| invalid("`type` must be a string"))?;
     match &*kind {
         "subscribe" => {
@@ -152,11 +141,7 @@ fn parse_subscribe(object: &ObjectView<'_>, id: Option<String>) -> Result<Subscr
     let topics = resolve_topics(&names, &id)?;
     let filters = Filters::new(filters);
     validate_filters(&filters, &topics, &id)?;
-    Ok(Subscribe {
-        topics,
-        filters,
-        id,
-    })
+    Ok(Subscribe { topics, filters, id })
 }
 
 fn parse_topics(object: &ObjectView<'_>, id: &Option<String>) -> Result<Vec<Topic>, Rejection> {
@@ -165,30 +150,18 @@ fn parse_topics(object: &ObjectView<'_>, id: &Option<String>) -> Result<Vec<Topi
 }
 
 /// The `topics` array as strings, or the shape error it has.
-fn topic_names<'a>(
-    object: &ObjectView<'a>,
-    id: &Option<String>,
-) -> Result<Vec<Cow<'a, str>>, Rejection> {
+fn topic_names<'a>(object: &ObjectView<'a>, id: &Option<String>) -> Result<Vec<Cow<'a, str>>, Rejection> {
     let shape = |m: &'static str| Rejection::new(ErrorCode::InvalidMessage, m, id.clone());
-    let raw = object
-        .get("topics")
-        .ok_or_else(|| shape("missing `topics`"))?;
+    let raw = object.get("topics").ok_or_else(|| shape("missing `topics`"))?;
     let items: Vec<&RawValue> =
         serde_json::from_str(raw.get()).map_err(|_| shape("`topics` must be an array"))?;
-    items
-        .into_iter()
-        .map(|item| raw_str(item).ok_or_else(|| shape("every topic must be a string")))
-        .collect()
+    items.into_iter().map(|item| raw_str(item).ok_or_else(|| shape("every topic must be a string"))).collect()
 }
 
 /// Known topics in first-given order without duplicates, or the meaning error.
 fn resolve_topics(names: &[Cow<'_, str>], id: &Option<String>) -> Result<Vec<Topic>, Rejection> {
     if names.is_empty() {
-        return Err(Rejection::new(
-            ErrorCode::SubscriptionError,
-            "`topics` must not be empty",
-            id.clone(),
-        ));
+        return Err(Rejection::new(ErrorCode::SubscriptionError, "`topics` must not be empty", id.clone()));
     }
     let mut topics = Vec::with_capacity(names.len());
     for name in names {
@@ -209,10 +182,7 @@ fn resolve_topics(names: &[Cow<'_, str>], id: &Option<String>) -> Result<Vec<Top
 type FilterEntries<'a> = Vec<(Cow<'a, str>, Vec<Cow<'a, str>>)>;
 
 /// The `filters` object as (key, values), or the shape error it has. Absent and `null` are empty.
-fn filter_entries<'a>(
-    object: &ObjectView<'a>,
-    id: &Option<String>,
-) -> Result<FilterEntries<'a>, Rejection> {
+fn filter_entries<'a>(object: &ObjectView<'a>, id: &Option<String>) -> Result<FilterEntries<'a>, Rejection> {
     let shape = |m: &'static str| Rejection::new(ErrorCode::InvalidMessage, m, id.clone());
     let Some(raw) = object.get("filters").filter(|raw| raw.get() != "null") else {
         return Ok(Vec::new());
@@ -226,8 +196,7 @@ fn filter_entries<'a>(
             let values = items
                 .into_iter()
                 .map(|item| {
-                    raw_str(item)
-                        .ok_or_else(|| shape("every filter value must be an array of strings"))
+                    raw_str(item).ok_or_else(|| shape("every filter value must be an array of strings"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((Cow::Owned(key.to_owned()), values))
@@ -235,27 +204,15 @@ fn filter_entries<'a>(
         .collect()
 }
 
-fn validate_filters(
-    filters: &Filters,
-    topics: &[Topic],
-    id: &Option<String>,
-) -> Result<(), Rejection> {
+fn validate_filters(filters: &Filters, topics: &[Topic], id: &Option<String>) -> Result<(), Rejection> {
     let meaning = |m: String| Rejection::new(ErrorCode::SubscriptionError, m, id.clone());
     for (key, values) in filters.iter() {
-        let rules: Vec<FieldRule> = topics
-            .iter()
-            .filter_map(|t| t.filterable_field(key))
-            .collect();
+        let rules: Vec<FieldRule> = topics.iter().filter_map(|t| t.filterable_field(key)).collect();
         if rules.is_empty() {
-            return Err(meaning(format!(
-                "Invalid filter key: {}",
-                truncate(key, 64)
-            )));
+            return Err(meaning(format!("Invalid filter key: {}", truncate(key, 64))));
         }
         if values.is_empty() {
-            return Err(meaning(format!(
-                "filter `{key}` must list at least one value"
-            )));
+            return Err(meaning(format!("filter `{key}` must list at least one value")));
         }
         for value in values {
             let allowed = rules.iter().any(|rule| match rule {
@@ -263,53 +220,31 @@ fn validate_filters(
                 _ => true,
             });
             if !allowed {
-                return Err(meaning(format!(
-                    "Invalid value for filter `{key}`: {}",
-                    truncate(value, 64)
-                )));
+                return Err(meaning(format!("Invalid value for filter `{key}`: {}", truncate(value, 64))));
             }
         }
     }
     Ok(())
 }
 
-fn parse_publish_fields<'a>(
-    object: &ObjectView<'a>,
-    id: Option<String>,
-) -> Result<Publish<'a>, Rejection> {
+fn parse_publish_fields<'a>(object: &ObjectView<'a>, id: Option<String>) -> Result<Publish<'a>, Rejection> {
     let invalid = |m: Cow<'static, str>| Rejection::new(ErrorCode::InvalidMessage, m, id.clone());
-    let topic_name = object
-        .get("topic")
-        .and_then(raw_str)
-        .ok_or_else(|| invalid("`topic` must be a string".into()))?;
+    let topic_name =
+        object.get("topic").and_then(raw_str).ok_or_else(|| invalid("`topic` must be a string".into()))?;
     let topic = Topic::from_name(&topic_name)
         .ok_or_else(|| invalid(format!("Invalid topic: {}", truncate(&topic_name, 64)).into()))?;
     match object.get("event").and_then(raw_str) {
         Some(kind) if kind == topic.event_kind() => {}
         _ => {
             return Err(invalid(
-                format!(
-                    "`event` must be \"{}\" for topic {topic}",
-                    topic.event_kind()
-                )
-                .into(),
+                format!("`event` must be \"{}\" for topic {topic}", topic.event_kind()).into(),
             ));
         }
     }
-    let data_json = object
-        .get("data")
-        .ok_or_else(|| invalid("missing `data`".into()))?;
-    let data = ObjectView::parse(data_json.get())
-        .map_err(|_| invalid("`data` must be an object".into()))?;
-    topic
-        .validate_data(&data)
-        .map_err(|e| invalid(e.to_string().into()))?;
-    Ok(Publish {
-        topic,
-        data_json,
-        data,
-        id,
-    })
+    let data_json = object.get("data").ok_or_else(|| invalid("missing `data`".into()))?;
+    let data = ObjectView::parse(data_json.get()).map_err(|_| invalid("`data` must be an object".into()))?;
+    topic.validate_data(&data).map_err(|e| invalid(e.to_string().into()))?;
+    Ok(Publish { topic, data_json, data, id })
 }
 
 fn truncate(s: &str, max_chars: usize) -> &str {
@@ -376,9 +311,7 @@ mod tests {
     #[test]
     fn a_valid_subscribe_is_parsed_with_topics_deduplicated_in_order() {
         let text = r#"{"type":"subscribe","topics":["alerts","devices","alerts"],"filters":{"severity":["high"]},"id":"r1"}"#;
-        let Ok(ClientMessage::Subscribe(sub)) = parse_client_message(text, false) else {
-            panic!()
-        };
+        let Ok(ClientMessage::Subscribe(sub)) = parse_client_message(text, false) else { panic!() };
         assert_eq!(sub.topics, [Topic::Alerts, Topic::Devices]);
         assert_eq!(sub.id.as_deref(), Some("r1"));
         assert_eq!(sub.filters, Filters::new([("severity", vec!["high"])]));
@@ -410,10 +343,7 @@ mod tests {
         ] {
             assert_eq!(code(text), ErrorCode::InvalidMessage, "{text}");
         }
-        let long_id = format!(
-            r#"{{"type":"subscribe","topics":["alerts"],"id":"{}"}}"#,
-            "x".repeat(129)
-        );
+        let long_id = format!(r#"{{"type":"subscribe","topics":["alerts"],"id":"{}"}}"#, "x".repeat(129));
         assert_eq!(code(&long_id), ErrorCode::InvalidMessage);
     }
 
@@ -431,10 +361,7 @@ mod tests {
             assert_eq!(rejection.code, ErrorCode::SubscriptionError, "{text}");
             assert_eq!(rejection.id.as_deref(), Some("q"), "{text}");
         }
-        assert_eq!(
-            reject(r#"{"type":"subscribe","topics":["foo"]}"#).message,
-            "Invalid topic: foo"
-        );
+        assert_eq!(reject(r#"{"type":"subscribe","topics":["foo"]}"#).message, "Invalid topic: foo");
     }
 
     #[test]
@@ -443,10 +370,7 @@ mod tests {
             code(r#"{"type":"subscribe","topics":["foo"],"filters":{"x":"y"}}"#),
             ErrorCode::InvalidMessage
         );
-        assert_eq!(
-            code(r#"{"type":"subscribe","topics":[],"id":1}"#),
-            ErrorCode::InvalidMessage
-        );
+        assert_eq!(code(r#"{"type":"subscribe","topics":[],"id":1}"#), ErrorCode::InvalidMessage);
     }
 
     #[test]
@@ -467,13 +391,8 @@ mod tests {
     fn publish_needs_the_scope_then_a_valid_event() {
         let text = r#"{"type":"publish","topic":"alerts","event":"alert_created","data":{"id":"a","title":"t","severity":"low","device_id":"d","seq":1},"id":"p"}"#;
         let denied = parse_client_message(text, false).unwrap_err();
-        assert_eq!(
-            (denied.code, denied.id.as_deref()),
-            (ErrorCode::PermissionError, Some("p"))
-        );
-        let Ok(ClientMessage::Publish(publish)) = parse_client_message(text, true) else {
-            panic!()
-        };
+        assert_eq!((denied.code, denied.id.as_deref()), (ErrorCode::PermissionError, Some("p")));
+        let Ok(ClientMessage::Publish(publish)) = parse_client_message(text, true) else { panic!() };
         assert_eq!(publish.topic, Topic::Alerts);
         assert!(publish.data_json.get().contains(r#""seq":1"#));
         for bad in [
@@ -494,15 +413,10 @@ mod tests {
             matches!(parse_client_message(&text, false), Ok(ClientMessage::Subscribe(s)) if s.filters == filters)
         );
         let text = unsubscribe_json(&[Topic::Alerts], None);
-        assert!(matches!(
-            parse_client_message(&text, false),
-            Ok(ClientMessage::Unsubscribe(_))
-        ));
+        assert!(matches!(parse_client_message(&text, false), Ok(ClientMessage::Unsubscribe(_))));
         let data = r#"{"id":"a","title":"t","severity":"low","device_id":"d"}"#;
         let text = publish_json(Topic::Alerts, data, Some("p\"1"));
-        let Ok(ClientMessage::Publish(p)) = parse_client_message(&text, true) else {
-            panic!("{text}")
-        };
+        let Ok(ClientMessage::Publish(p)) = parse_client_message(&text, true) else { panic!("{text}") };
         assert_eq!(p.data_json.get(), data);
         assert_eq!(p.id.as_deref(), Some("p\"1"));
     }

@@ -36,11 +36,7 @@ impl<'a> ObjectView<'a> {
 
     /// The raw value of member `key`; the last one when the key is repeated (as `serde_json::Value` does).
     pub fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.members
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| *v)
+        self.members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
     /// Member `key` as a string, when it is one.

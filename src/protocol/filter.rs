@@ -19,6 +19,16 @@ pub enum FieldValue<'a> {
     NotAString,
 }
 
+impl FieldValue<'_> {
+    /// The same value, borrowing instead of owning.
+    pub fn as_borrowed(&self) -> FieldValue<'_> {
+        match self {
+            FieldValue::Str(s) => FieldValue::Str(Cow::Borrowed(s)),
+            FieldValue::NotAString => FieldValue::NotAString,
+        }
+    }
+}
+
 /// The filters a subscription holds for one topic. Empty means "every event of the topic".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filters {
@@ -78,12 +88,7 @@ impl Filters {
         let map = self
             .entries
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    Value::from(v.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
-                )
-            })
+            .map(|(k, v)| (k.to_string(), Value::from(v.iter().map(|s| s.to_string()).collect::<Vec<_>>())))
             .collect();
         Value::Object(map)
     }
@@ -114,18 +119,9 @@ mod tests {
 
     #[test]
     fn every_applicable_key_must_match() {
-        let f = Filters::new([
-            ("severity", vec!["high", "critical"]),
-            ("device_id", vec!["d-1"]),
-        ]);
-        assert!(admits(
-            &f,
-            json!({"severity": "critical", "device_id": "d-1"})
-        ));
-        assert!(!admits(
-            &f,
-            json!({"severity": "critical", "device_id": "d-2"})
-        ));
+        let f = Filters::new([("severity", vec!["high", "critical"]), ("device_id", vec!["d-1"])]);
+        assert!(admits(&f, json!({"severity": "critical", "device_id": "d-1"})));
+        assert!(!admits(&f, json!({"severity": "critical", "device_id": "d-2"})));
     }
 
     #[test]

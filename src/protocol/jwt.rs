@@ -83,10 +83,7 @@ impl Claims {
 }
 
 pub fn unix_now_s() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
 
 /// Mints an HS256 token.
@@ -98,26 +95,37 @@ pub fn mint(secret: &[u8], claims: &Claims) -> String {
 /// Mints a token from literal header and claims JSON, signed with `secret` (HS256) or with an
 /// empty signature when `None`. The conformance suite builds its invalid tokens with this.
 pub fn mint_raw(header_json: &str, claims_json: &str, secret: Option<&[u8]>) -> String {
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header_json),
-        URL_SAFE_NO_PAD.encode(claims_json)
-    );
-    let signature = secret
-        .map(|s| URL_SAFE_NO_PAD.encode(sign(s, signing_input.as_bytes())))
-        .unwrap_or_default();
+    let signing_input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header_json), URL_SAFE_NO_PAD.encode(claims_json));
+    let signature =
+        secret.map(|s| URL_SAFE_NO_PAD.encode(sign(s, signing_input.as_bytes()))).unwrap_or_default();
     format!("{signing_input}.{signature}")
 }
 
 fn sign(secret: &[u8], input: &[u8]) -> Vec<u8> {
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts keys of any length");
     mac.update(input);
     mac.finalize().into_bytes().to_vec()
 }
 
+/// How strictly [`verify_with`] judges a token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Validation {
+    /// Seconds since the epoch.
+    pub now_s: f64,
+    /// Seconds a token stays valid past `exp` and before `nbf`. PROTOCOL.md: 0 for the reference server.
+    pub leeway_s: f64,
+    /// Accept `alg: none` without a signature. Only the server's `accept-alg-none` fault sets it.
+    pub allow_unsigned: bool,
+}
+
 /// Verifies `token` against `secret` at time `now_s` (seconds since the epoch), with no leeway.
 pub fn verify(token: &str, secret: &[u8], now_s: f64) -> Result<VerifiedToken, TokenError> {
+    verify_with(token, secret, Validation { now_s, leeway_s: 0.0, allow_unsigned: false })
+}
+
+/// Verifies `token` under `rules`.
+pub fn verify_with(token: &str, secret: &[u8], rules: Validation) -> Result<VerifiedToken, TokenError> {
     if token.is_empty() {
         return Err(TokenError::Missing);
     }
@@ -131,33 +139,28 @@ pub fn verify(token: &str, secret: &[u8], now_s: f64) -> Result<VerifiedToken, T
         return Err(TokenError::Malformed);
     };
     let header_fields = decode_object(header)?;
-    if header_fields.get("alg").and_then(Value::as_str) != Some("HS256") {
-        return Err(TokenError::WrongAlgorithm);
+    match header_fields.get("alg").and_then(Value::as_str) {
+        Some("HS256") => {
+            let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
+            let signing_input = &token[..header.len() + claims.len() + 1];
+            let mut mac =
+                <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+            mac.update(signing_input.as_bytes());
+            mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
+        }
+        Some("none") if rules.allow_unsigned => {}
+        _ => return Err(TokenError::WrongAlgorithm),
     }
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| TokenError::Malformed)?;
-    let signing_input = &token[..header.len() + claims.len() + 1];
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts keys of any length");
-    mac.update(signing_input.as_bytes());
-    mac.verify_slice(&signature)
-        .map_err(|_| TokenError::BadSignature)?;
+    let now_s = rules.now_s;
     let claims = decode_object(claims)?;
-    let subject = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .ok_or(TokenError::MissingSubject)?;
-    let expires_at_s = claims
-        .get("exp")
-        .and_then(Value::as_f64)
-        .ok_or(TokenError::MissingExpiry)?;
-    if expires_at_s <= now_s {
+    let subject = claims.get("sub").and_then(Value::as_str).ok_or(TokenError::MissingSubject)?;
+    let expires_at_s = claims.get("exp").and_then(Value::as_f64).ok_or(TokenError::MissingExpiry)?;
+    if expires_at_s + rules.leeway_s <= now_s {
         return Err(TokenError::Expired);
     }
     if let Some(nbf) = claims.get("nbf") {
         match nbf.as_f64() {
-            Some(nbf) if nbf <= now_s => {}
+            Some(nbf) if nbf - rules.leeway_s <= now_s => {}
             _ => return Err(TokenError::NotYetValid),
         }
     }
@@ -165,17 +168,11 @@ pub fn verify(token: &str, secret: &[u8], now_s: f64) -> Result<VerifiedToken, T
         .get("scope")
         .and_then(Value::as_str)
         .is_some_and(|scope| scope.split(' ').any(|s| s == "publish"));
-    Ok(VerifiedToken {
-        subject: subject.to_owned(),
-        expires_at_s,
-        may_publish,
-    })
+    Ok(VerifiedToken { subject: subject.to_owned(), expires_at_s, may_publish })
 }
 
 fn decode_object(part: &str) -> Result<serde_json::Map<String, Value>, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| TokenError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed)?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(TokenError::Malformed),
@@ -211,44 +208,22 @@ mod tests {
             ("a.b".into(), TokenError::Malformed),
             ("a.b.c.d".into(), TokenError::Malformed),
             ("!!.??.**".into(), TokenError::Malformed),
+            (mint(b"other", &Claims::for_subject("u", 60, false)), TokenError::BadSignature),
             (
-                mint(b"other", &Claims::for_subject("u", 60, false)),
-                TokenError::BadSignature,
-            ),
-            (
-                mint_raw(
-                    r#"{"alg":"none"}"#,
-                    &claims(r#"{"sub":"u","exp":NOW0}"#),
-                    None,
-                ),
+                mint_raw(r#"{"alg":"none"}"#, &claims(r#"{"sub":"u","exp":NOW0}"#), None),
                 TokenError::WrongAlgorithm,
             ),
             (
-                mint_raw(
-                    r#"{"alg":"none"}"#,
-                    &claims(r#"{"sub":"u","exp":NOW0}"#),
-                    Some(SECRET),
-                ),
+                mint_raw(r#"{"alg":"none"}"#, &claims(r#"{"sub":"u","exp":NOW0}"#), Some(SECRET)),
                 TokenError::WrongAlgorithm,
             ),
             (
-                mint_raw(
-                    r#"{"alg":"HS256"}"#,
-                    &claims(r#"{"exp":NOW0}"#),
-                    Some(SECRET),
-                ),
+                mint_raw(r#"{"alg":"HS256"}"#, &claims(r#"{"exp":NOW0}"#), Some(SECRET)),
                 TokenError::MissingSubject,
             ),
+            (mint_raw(r#"{"alg":"HS256"}"#, r#"{"sub":"u"}"#, Some(SECRET)), TokenError::MissingExpiry),
             (
-                mint_raw(r#"{"alg":"HS256"}"#, r#"{"sub":"u"}"#, Some(SECRET)),
-                TokenError::MissingExpiry,
-            ),
-            (
-                mint_raw(
-                    r#"{"alg":"HS256"}"#,
-                    &claims(r#"{"sub":"u","exp":NOW}"#),
-                    Some(SECRET),
-                ),
+                mint_raw(r#"{"alg":"HS256"}"#, &claims(r#"{"sub":"u","exp":NOW}"#), Some(SECRET)),
                 TokenError::Expired,
             ),
             (

@@ -19,31 +19,12 @@ use super::topic::Topic;
 /// A valid server message, borrowing from the received text.
 #[derive(Debug, Clone)]
 pub enum ServerMessage<'a> {
-    ConnectionEstablished {
-        session_id: Cow<'a, str>,
-    },
-    SubscriptionConfirmed {
-        topics: Vec<Topic>,
-        id: Option<Cow<'a, str>>,
-    },
-    UnsubscriptionConfirmed {
-        topics: Vec<Topic>,
-        id: Option<Cow<'a, str>>,
-    },
-    PublishAck {
-        id: Cow<'a, str>,
-        delivered: u64,
-    },
-    Event {
-        topic: Topic,
-        data: ObjectView<'a>,
-        data_json: &'a RawValue,
-    },
-    Error {
-        code: Cow<'a, str>,
-        message: Cow<'a, str>,
-        id: Option<Cow<'a, str>>,
-    },
+    ConnectionEstablished { session_id: Cow<'a, str> },
+    SubscriptionConfirmed { topics: Vec<Topic>, id: Option<Cow<'a, str>> },
+    UnsubscriptionConfirmed { topics: Vec<Topic>, id: Option<Cow<'a, str>> },
+    PublishAck { id: Cow<'a, str>, delivered: u64 },
+    Event { topic: Topic, data: ObjectView<'a>, data_json: &'a RawValue },
+    Error { code: Cow<'a, str>, message: Cow<'a, str>, id: Option<Cow<'a, str>> },
 }
 
 impl ServerMessage<'_> {
@@ -95,10 +76,7 @@ pub struct Violation {
 
 impl Violation {
     pub fn new(kind: ViolationKind, detail: impl Into<String>) -> Violation {
-        Violation {
-            kind,
-            detail: detail.into(),
-        }
+        Violation { kind, detail: detail.into() }
     }
 }
 
@@ -116,10 +94,7 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage<'_>, Violation> 
         "connection_established" => {
             let session_id = required_str(&object, "session_id")?;
             if session_id.is_empty() {
-                return Err(Violation::new(
-                    ViolationKind::WrongFieldType,
-                    "`session_id` is empty",
-                ));
+                return Err(Violation::new(ViolationKind::WrongFieldType, "`session_id` is empty"));
             }
             ServerMessage::ConnectionEstablished { session_id }
         }
@@ -133,14 +108,9 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage<'_>, Violation> 
         },
         "publish_ack" => {
             let id = required_str(&object, "id")?;
-            let delivered = object
-                .get("delivered")
-                .ok_or_else(|| missing("delivered"))?;
+            let delivered = object.get("delivered").ok_or_else(|| missing("delivered"))?;
             let delivered = raw_u64(delivered).ok_or_else(|| {
-                Violation::new(
-                    ViolationKind::WrongFieldType,
-                    "`delivered` must be a non-negative integer",
-                )
+                Violation::new(ViolationKind::WrongFieldType, "`delivered` must be a non-negative integer")
             })?;
             ServerMessage::PublishAck { id, delivered }
         }
@@ -149,16 +119,9 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage<'_>, Violation> 
             let code = required_str(&object, "code")?;
             let message = required_str(&object, "message")?;
             if message.is_empty() {
-                return Err(Violation::new(
-                    ViolationKind::EmptyMessage,
-                    "`message` of an error is empty",
-                ));
+                return Err(Violation::new(ViolationKind::EmptyMessage, "`message` of an error is empty"));
             }
-            ServerMessage::Error {
-                code,
-                message,
-                id: optional_str(&object, "id")?,
-            }
+            ServerMessage::Error { code, message, id: optional_str(&object, "id")? }
         }
         other => {
             return Err(Violation::new(
@@ -174,35 +137,22 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage<'_>, Violation> 
 fn event<'a>(object: &ObjectView<'a>) -> Result<ServerMessage<'a>, Violation> {
     let topic_name = required_str(object, "topic")?;
     let topic = Topic::from_name(&topic_name).ok_or_else(|| {
-        Violation::new(
-            ViolationKind::UnknownTopic,
-            format!("unknown topic {topic_name:?}"),
-        )
+        Violation::new(ViolationKind::UnknownTopic, format!("unknown topic {topic_name:?}"))
     })?;
     let kind = required_str(object, "event")?;
     if kind != topic.event_kind() {
         return Err(Violation::new(
             ViolationKind::WrongEventKind,
-            format!(
-                "event {kind:?} on topic {topic}, expected {:?}",
-                topic.event_kind()
-            ),
+            format!("event {kind:?} on topic {topic}, expected {:?}", topic.event_kind()),
         ));
     }
     let data_json = object.get("data").ok_or_else(|| missing("data"))?;
     let data = ObjectView::parse(data_json.get())
         .map_err(|_| Violation::new(ViolationKind::InvalidEventData, "`data` is not an object"))?;
-    topic.validate_data(&data).map_err(|e| {
-        Violation::new(
-            ViolationKind::InvalidEventData,
-            format!("{topic} event: {e}"),
-        )
-    })?;
-    Ok(ServerMessage::Event {
-        topic,
-        data,
-        data_json,
-    })
+    topic
+        .validate_data(&data)
+        .map_err(|e| Violation::new(ViolationKind::InvalidEventData, format!("{topic} event: {e}")))?;
+    Ok(ServerMessage::Event { topic, data, data_json })
 }
 
 fn check_timestamp(object: &ObjectView<'_>) -> Result<(), Violation> {
@@ -210,10 +160,7 @@ fn check_timestamp(object: &ObjectView<'_>) -> Result<(), Violation> {
     if timestamp::is_rfc3339_utc(&stamp) {
         Ok(())
     } else {
-        Err(Violation::new(
-            ViolationKind::BadTimestamp,
-            format!("timestamp {stamp:?} is not RFC 3339 UTC"),
-        ))
+        Err(Violation::new(ViolationKind::BadTimestamp, format!("timestamp {stamp:?} is not RFC 3339 UTC")))
     }
 }
 
@@ -225,17 +172,11 @@ fn required_str<'a>(object: &ObjectView<'a>, field: &str) -> Result<Cow<'a, str>
     optional_str(object, field)?.ok_or_else(|| missing(field))
 }
 
-fn optional_str<'a>(
-    object: &ObjectView<'a>,
-    field: &str,
-) -> Result<Option<Cow<'a, str>>, Violation> {
+fn optional_str<'a>(object: &ObjectView<'a>, field: &str) -> Result<Option<Cow<'a, str>>, Violation> {
     match object.get(field) {
         None => Ok(None),
         Some(raw) => raw_str(raw).map(Some).ok_or_else(|| {
-            Violation::new(
-                ViolationKind::WrongFieldType,
-                format!("`{field}` must be a string"),
-            )
+            Violation::new(ViolationKind::WrongFieldType, format!("`{field}` must be a string"))
         }),
     }
 }
@@ -246,20 +187,13 @@ fn topics(object: &ObjectView<'_>) -> Result<Vec<Topic>, Violation> {
         .ok()
         .and_then(|items| items.into_iter().map(raw_str).collect())
         .ok_or_else(|| {
-            Violation::new(
-                ViolationKind::WrongFieldType,
-                "`topics` must be an array of strings",
-            )
+            Violation::new(ViolationKind::WrongFieldType, "`topics` must be an array of strings")
         })?;
     names
         .iter()
         .map(|name| {
-            Topic::from_name(name).ok_or_else(|| {
-                Violation::new(
-                    ViolationKind::UnknownTopic,
-                    format!("unknown topic {name:?}"),
-                )
-            })
+            Topic::from_name(name)
+                .ok_or_else(|| Violation::new(ViolationKind::UnknownTopic, format!("unknown topic {name:?}")))
         })
         .collect()
 }
@@ -307,11 +241,7 @@ fn to_json(value: &impl Serialize) -> String {
 
 pub fn connection_established_json(session_id: &str) -> String {
     let timestamp = timestamp::now_rfc3339();
-    to_json(&Established {
-        r#type: "connection_established",
-        session_id,
-        timestamp: &timestamp,
-    })
+    to_json(&Established { r#type: "connection_established", session_id, timestamp: &timestamp })
 }
 
 pub fn subscription_confirmed_json(topics: &[Topic], id: Option<&str>) -> String {
@@ -325,33 +255,17 @@ pub fn unsubscription_confirmed_json(topics: &[Topic], id: Option<&str>) -> Stri
 fn confirmed(kind: &'static str, topics: &[Topic], id: Option<&str>) -> String {
     let timestamp = timestamp::now_rfc3339();
     let topics = topics.iter().map(|t| t.name()).collect();
-    to_json(&Confirmed {
-        r#type: kind,
-        topics,
-        id,
-        timestamp: &timestamp,
-    })
+    to_json(&Confirmed { r#type: kind, topics, id, timestamp: &timestamp })
 }
 
 pub fn publish_ack_json(id: &str, delivered: u64) -> String {
     let timestamp = timestamp::now_rfc3339();
-    to_json(&Ack {
-        r#type: "publish_ack",
-        id,
-        delivered,
-        timestamp: &timestamp,
-    })
+    to_json(&Ack { r#type: "publish_ack", id, delivered, timestamp: &timestamp })
 }
 
 pub fn error_json(code: ErrorCode, message: &str, id: Option<&str>) -> String {
     let timestamp = timestamp::now_rfc3339();
-    to_json(&ErrorOut {
-        r#type: "error",
-        code,
-        message,
-        id,
-        timestamp: &timestamp,
-    })
+    to_json(&ErrorOut { r#type: "error", code, message, id, timestamp: &timestamp })
 }
 
 /// An event message around `data_json`, which is forwarded byte for byte (§3).
@@ -375,8 +289,7 @@ mod tests {
 
     #[test]
     fn everything_the_server_writes_is_valid() {
-        let data =
-            r#"{"id":"a","title":"t","severity":"low","device_id":"d","extra":[1,{"x":null}]}"#;
+        let data = r#"{"id":"a","title":"t","severity":"low","device_id":"d","extra":[1,{"x":null}]}"#;
         let samples = [
             connection_established_json("s-1"),
             subscription_confirmed_json(&[Topic::Alerts, Topic::Devices], Some("r")),
@@ -388,9 +301,7 @@ mod tests {
         for text in &samples {
             parse_server_message(text).unwrap_or_else(|v| panic!("{text}: {v}"));
         }
-        let Ok(ServerMessage::Event { data_json, .. }) = parse_server_message(&samples[5]) else {
-            panic!()
-        };
+        let Ok(ServerMessage::Event { data_json, .. }) = parse_server_message(&samples[5]) else { panic!() };
         assert_eq!(data_json.get(), data);
     }
 
@@ -399,14 +310,8 @@ mod tests {
         let cases = [
             ("nope", ViolationKind::NotJson),
             ("[]", ViolationKind::NotAnObject),
-            (
-                r#"{"type":"hello","timestamp":"2024-03-20T10:00:00Z"}"#,
-                ViolationKind::UnknownType,
-            ),
-            (
-                r#"{"type":"error","code":"AUTH_ERROR","message":"x"}"#,
-                ViolationKind::MissingField,
-            ),
+            (r#"{"type":"hello","timestamp":"2024-03-20T10:00:00Z"}"#, ViolationKind::UnknownType),
+            (r#"{"type":"error","code":"AUTH_ERROR","message":"x"}"#, ViolationKind::MissingField),
             (
                 r#"{"type":"error","code":"AUTH_ERROR","message":"","timestamp":"2024-03-20T10:00:00Z"}"#,
                 ViolationKind::EmptyMessage,
@@ -433,11 +338,7 @@ mod tests {
             ),
         ];
         for (text, kind) in cases {
-            assert_eq!(
-                parse_server_message(text).map(|_| ()).unwrap_err().kind,
-                kind,
-                "{text}"
-            );
+            assert_eq!(parse_server_message(text).map(|_| ()).unwrap_err().kind, kind, "{text}");
         }
     }
 }

@@ -48,11 +48,8 @@ fn parse_offset(s: &str) -> Option<i32> {
     let hour = digits(&b[11..13])?;
     let minute = digits(&b[14..16])?;
     let second = digits(&b[17..19])?;
-    let separators_ok = b[4] == b'-'
-        && b[7] == b'-'
-        && matches!(b[10], b'T' | b't')
-        && b[13] == b':'
-        && b[16] == b':';
+    let separators_ok =
+        b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't') && b[13] == b':' && b[16] == b':';
     let in_range = (1..=12).contains(&month)
         && day >= 1
         && day <= days_in_month(year, month)
@@ -86,9 +83,7 @@ fn parse_offset(s: &str) -> Option<i32> {
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
-    b.iter().try_fold(0u32, |acc, c| {
-        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-    })
+    b.iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
@@ -123,10 +118,7 @@ mod tests {
     fn formats_known_instants() {
         let t = UNIX_EPOCH + Duration::from_millis(1_710_928_800_123);
         assert_eq!(format_rfc3339_millis(t), "2024-03-20T10:00:00.123Z");
-        assert_eq!(
-            format_rfc3339_millis(UNIX_EPOCH),
-            "1970-01-01T00:00:00.000Z"
-        );
+        assert_eq!(format_rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap_day = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(format_rfc3339_millis(leap_day), "2000-02-29T00:00:00.000Z");
     }

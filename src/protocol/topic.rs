@@ -41,52 +41,20 @@ pub const SEVERITIES: &[&str] = &["critical", "high", "medium", "low"];
 pub const SYSTEM_STATUSES: &[&str] = &["healthy", "degraded", "down"];
 
 const DEVICE_FIELDS: &[FieldSpec] = &[
-    FieldSpec {
-        name: "id",
-        rule: FieldRule::AnyString,
-        filterable: true,
-    },
-    FieldSpec {
-        name: "status",
-        rule: FieldRule::OneOf(DEVICE_STATUSES),
-        filterable: true,
-    },
-    FieldSpec {
-        name: "last_seen",
-        rule: FieldRule::Timestamp,
-        filterable: false,
-    },
+    FieldSpec { name: "id", rule: FieldRule::AnyString, filterable: true },
+    FieldSpec { name: "status", rule: FieldRule::OneOf(DEVICE_STATUSES), filterable: true },
+    FieldSpec { name: "last_seen", rule: FieldRule::Timestamp, filterable: false },
 ];
 
 const ALERT_FIELDS: &[FieldSpec] = &[
-    FieldSpec {
-        name: "id",
-        rule: FieldRule::AnyString,
-        filterable: false,
-    },
-    FieldSpec {
-        name: "title",
-        rule: FieldRule::AnyString,
-        filterable: false,
-    },
-    FieldSpec {
-        name: "severity",
-        rule: FieldRule::OneOf(SEVERITIES),
-        filterable: true,
-    },
-    FieldSpec {
-        name: "device_id",
-        rule: FieldRule::AnyString,
-        filterable: true,
-    },
+    FieldSpec { name: "id", rule: FieldRule::AnyString, filterable: false },
+    FieldSpec { name: "title", rule: FieldRule::AnyString, filterable: false },
+    FieldSpec { name: "severity", rule: FieldRule::OneOf(SEVERITIES), filterable: true },
+    FieldSpec { name: "device_id", rule: FieldRule::AnyString, filterable: true },
 ];
 
 const SYSTEM_STATUS_FIELDS: &[FieldSpec] = &[
-    FieldSpec {
-        name: "status",
-        rule: FieldRule::OneOf(SYSTEM_STATUSES),
-        filterable: true,
-    },
+    FieldSpec { name: "status", rule: FieldRule::OneOf(SYSTEM_STATUSES), filterable: true },
     FieldSpec {
         name: "metrics",
         rule: FieldRule::Percentages(&["cpu_usage", "memory_usage"]),
@@ -102,10 +70,7 @@ pub enum DataError {
     #[error("`data.{0}` is required")]
     Missing(&'static str),
     #[error("`data.{field}` must be {expected}")]
-    Invalid {
-        field: &'static str,
-        expected: String,
-    },
+    Invalid { field: &'static str, expected: String },
 }
 
 impl Topic {
@@ -153,18 +118,13 @@ impl Topic {
 
     /// The rule of a filterable field of this topic, if `key` is one.
     pub fn filterable_field(self, key: &str) -> Option<FieldRule> {
-        self.fields()
-            .iter()
-            .find(|f| f.filterable && f.name == key)
-            .map(|f| f.rule)
+        self.fields().iter().find(|f| f.filterable && f.name == key).map(|f| f.rule)
     }
 
     /// Checks that `data` carries this topic's required fields with valid values.
     /// Fields beyond the required ones are allowed and never inspected.
     pub fn validate_data(self, data: &ObjectView<'_>) -> Result<(), DataError> {
-        self.fields()
-            .iter()
-            .try_for_each(|spec| check_field(data, spec))
+        self.fields().iter().try_for_each(|spec| check_field(data, spec))
     }
 }
 
@@ -176,14 +136,9 @@ impl std::fmt::Display for Topic {
 
 fn check_field(data: &ObjectView<'_>, spec: &FieldSpec) -> Result<(), DataError> {
     let value = data.get(spec.name).ok_or(DataError::Missing(spec.name))?;
-    let invalid = |expected: String| DataError::Invalid {
-        field: spec.name,
-        expected,
-    };
+    let invalid = |expected: String| DataError::Invalid { field: spec.name, expected };
     match spec.rule {
-        FieldRule::AnyString => raw_str(value)
-            .map(drop)
-            .ok_or_else(|| invalid("a string".into())),
+        FieldRule::AnyString => raw_str(value).map(drop).ok_or_else(|| invalid("a string".into())),
         FieldRule::OneOf(set) => match raw_str(value) {
             Some(s) if set.contains(&&*s) => Ok(()),
             _ => Err(invalid(format!("one of {}", set.join(", ")))),
@@ -198,9 +153,7 @@ fn check_field(data: &ObjectView<'_>, spec: &FieldSpec) -> Result<(), DataError>
                 match inner.get_f64(member) {
                     Some(n) if (0.0..=100.0).contains(&n) => {}
                     _ => {
-                        return Err(invalid(format!(
-                            "an object whose `{member}` is a number 0-100"
-                        )));
+                        return Err(invalid(format!("an object whose `{member}` is a number 0-100")));
                     }
                 }
             }
@@ -245,22 +198,13 @@ mod tests {
         let alert = json!({"id": "a", "title": "t", "severity": "urgent", "device_id": "d"});
         assert!(matches!(
             validate(Topic::Alerts, alert.clone()),
-            Err(DataError::Invalid {
-                field: "severity",
-                ..
-            })
+            Err(DataError::Invalid { field: "severity", .. })
         ));
         let device = json!({"id": "d-1", "status": "online"});
-        assert_eq!(
-            validate(Topic::Devices, device.clone()),
-            Err(DataError::Missing("last_seen"))
-        );
+        assert_eq!(validate(Topic::Devices, device.clone()), Err(DataError::Missing("last_seen")));
         let status = json!({"status": "healthy", "metrics": {"cpu_usage": 101, "memory_usage": 1}});
         assert!(validate(Topic::SystemStatus, status.clone()).is_err());
-        assert_eq!(
-            validate(Topic::Alerts, json!([1])),
-            Err(DataError::NotAnObject)
-        );
+        assert_eq!(validate(Topic::Alerts, json!([1])), Err(DataError::NotAnObject));
     }
 
     #[test]

@@ -1,0 +1,84 @@
+//! The command line (CLI.md): clap definitions only. Values are parsed here; what they mean is
+//! decided by each command's module when it builds its plan.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::util::duration::parse_duration;
+
+/// Load-testing and protocol-fuzzing harness for the OpenFrame WebSocket API.
+///
+/// Exit codes: 0 passed, 1 a check failed, 2 bad input, 3 could not run, 4 measurements not
+/// trustworthy (the harness was the bottleneck), 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "openframe-harness", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bundled reference server (PROTOCOL.md) until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// Print a signed HS256 token for a target that uses a shared secret.
+    Token(TokenArgs),
+}
+
+/// The shared secret used to verify or mint tokens.
+#[derive(Debug, Clone, Args)]
+pub struct SecretArgs {
+    /// HS256 shared secret [default for `serve`: the development secret "openframe-dev-secret"].
+    #[arg(long, env = "OPENFRAME_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+    /// Break the server on purpose (repeatable): drop=F, duplicate=F, reorder=F, delay=F:DUR,
+    /// ignore-filters, ignore-unsubscribe, wrong-unknown-topic-code, close-on-bad-json,
+    /// accept-expired-tokens, accept-alg-none, no-id-echo, no-error-timestamp,
+    /// crash-on-deep-nesting, hang-on-deep-nesting.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// Largest client message in bytes, after its fragments are joined; larger closes with 1009.
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    pub max_message_size: usize,
+    /// Time a new connection has to complete the WebSocket upgrade.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Interval of the server's pings; two unanswered pings close the connection with 1001.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+    /// Interval of the system_status heartbeat event; 0s turns it off.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub status_interval: Duration,
+    /// Outbound queue bound per connection, in messages; overflow closes it with 1013.
+    #[arg(long, default_value_t = 4096)]
+    pub queue: usize,
+    /// Connections beyond this get CONNECTION_ERROR and close 1013.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The token's subject (`sub`).
+    #[arg(long, default_value = "harness-user")]
+    pub sub: String,
+    /// Space-separated scopes; `publish` allows publishing.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// How long the token stays valid.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub ttl: Duration,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}

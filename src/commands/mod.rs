@@ -1,0 +1,16 @@
+//! One module per subcommand: each turns its parsed arguments into a plan, runs it through the
+//! library and says how it came out. `main.rs` only maps the result to an exit code.
+
+mod serve;
+mod token;
+
+use crate::cli::{Cli, Command};
+use crate::error::Outcome;
+
+/// Runs the command line's subcommand.
+pub async fn execute(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Serve(args) => serve::execute(args).await,
+        Command::Token(args) => token::execute(args),
+    }
+}

@@ -1,0 +1,427 @@
+//! One WebSocket connection after the upgrade: authentication outcome, the message loop, the
+//! outbound queue writer, liveness pings, token expiry and every way a connection ends.
+//!
+//! One task per connection, no split stream: the loop waits on inbound frames, the outbound
+//! queue, the ping timer and the interrupts (shutdown, slow-consumer overflow, token expiry).
+//! A write that blocks on a client that does not read is itself raced against the interrupts,
+//! so a slow consumer is cut within the bound of §5 rule 5 whatever its socket does.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::faults::{DEEP_NESTING, FaultDice, WriteAction, json_depth};
+use super::hub::{ConnId, Outbox, Overflow};
+use super::metrics::ServerMetrics;
+use crate::protocol::client::{Rejection, binary_frame_rejection};
+use crate::protocol::jwt::{TokenError, VerifiedToken, unix_now_s};
+use crate::protocol::server_message as out;
+use crate::protocol::{ClientMessage, ErrorCode, close, parse_client_message, timestamp};
+
+/// How long the server waits for a close handshake, and at most for a last error message.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Frames taken from the outbound queue per write.
+const WRITE_BATCH: usize = 128;
+
+/// What the upgrade request's token and the connection count decided.
+#[derive(Debug)]
+pub enum Admission {
+    Accepted(VerifiedToken),
+    BadToken(TokenError),
+    AtLimit,
+}
+
+/// Why a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    PeerClosed,
+    Shutdown,
+    SlowConsumer,
+    TokenExpired,
+    PingTimeout,
+    /// A framing, UTF-8 or size error: close with this code.
+    Violation(u16),
+    /// A fault asked for it.
+    Faulted(u16),
+    Hung,
+}
+
+/// Runs one upgraded connection to its end.
+pub async fn run<S>(ws: WebSocketStream<S>, admission: Admission, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let metrics = &shared.metrics;
+    let mut ws = ws;
+    match admission {
+        Admission::BadToken(_) => {
+            ServerMetrics::inc(&metrics.auth_failures);
+            let error = error_frame(&shared, ErrorCode::AuthError, "Invalid token", None);
+            close_with(&mut ws, Some(error), close::POLICY_VIOLATION, "invalid token").await;
+        }
+        Admission::AtLimit => {
+            ServerMetrics::inc(&metrics.connections_rejected_limit);
+            let error = error_frame(&shared, ErrorCode::ConnectionError, "server at connection limit", None);
+            close_with(&mut ws, Some(error), close::TRY_AGAIN_LATER, "connection limit").await;
+        }
+        Admission::Accepted(token) => {
+            let conn = shared.next_conn_id();
+            ServerMetrics::inc(&metrics.connections_opened);
+            let session = Session::new(conn, token, &shared);
+            session.run(ws).await;
+            shared.hub.disconnect(conn);
+        }
+    }
+}
+
+/// The state of an accepted connection.
+struct Session<'a> {
+    conn: ConnId,
+    token: VerifiedToken,
+    shared: &'a Shared,
+    outbox: Outbox,
+    queue: mpsc::Receiver<Utf8Bytes>,
+    interrupts: Interrupts,
+    dice: FaultDice,
+    held_back: Option<Utf8Bytes>,
+    unanswered_pings: u32,
+}
+
+/// What can cut a connection short at any await point.
+struct Interrupts {
+    shutdown: CancellationToken,
+    overflow: Arc<Overflow>,
+    expires_at: Option<Instant>,
+}
+
+impl Interrupts {
+    async fn fired(&self) -> End {
+        let expiry = async {
+            match self.expires_at {
+                Some(at) => sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.shutdown.cancelled() => End::Shutdown,
+            _ = self.overflow.wait() => End::SlowConsumer,
+            _ = expiry => End::TokenExpired,
+        }
+    }
+}
+
+impl<'a> Session<'a> {
+    fn new(conn: ConnId, token: VerifiedToken, shared: &'a Shared) -> Session<'a> {
+        let (outbox, queue) = Outbox::new(shared.config.outbound_queue);
+        let expires_at = (!shared.config.faults.protocol.accept_expired_tokens).then(|| {
+            let remaining = (token.expires_at_s - unix_now_s()).max(0.0);
+            Instant::now() + Duration::from_secs_f64(remaining.min(1e9))
+        });
+        let interrupts =
+            Interrupts { shutdown: shared.shutdown.child_token(), overflow: outbox.overflow(), expires_at };
+        Session {
+            conn,
+            token,
+            shared,
+            outbox,
+            queue,
+            interrupts,
+            dice: FaultDice::new(conn),
+            held_back: None,
+            unanswered_pings: 0,
+        }
+    }
+
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, mut ws: WebSocketStream<S>) {
+        let metrics = &self.shared.metrics;
+        metrics.connections_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let session_id = format!("s-{:016x}", rand::random::<u64>());
+        let established = Utf8Bytes::from(out::connection_established_json(&session_id));
+        let end = match self.guarded(ws.send(Message::Text(established))).await {
+            Ok(()) => self.message_loop(&mut ws).await,
+            Err(end) => end,
+        };
+        self.finish(&mut ws, end).await;
+        metrics.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn message_loop<S: AsyncRead + AsyncWrite + Unpin>(&mut self, ws: &mut WebSocketStream<S>) -> End {
+        let period = self.shared.config.ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        loop {
+            tokio::select! {
+                biased;
+                end = self.interrupts.fired() => return end,
+                _ = ping.tick() => {
+                    if self.unanswered_pings >= 2 {
+                        ServerMetrics::inc(&self.shared.metrics.ping_timeouts);
+                        return End::PingTimeout;
+                    }
+                    self.unanswered_pings += 1;
+                    if let Err(end) = self.guarded(ws.send(Message::Ping(Default::default()))).await {
+                        return end;
+                    }
+                }
+                _ = self.queue.recv_many(&mut batch, WRITE_BATCH) => {
+                    if let Err(end) = self.write_batch(ws, &mut batch).await {
+                        return end;
+                    }
+                }
+                inbound = ws.next() => {
+                    let Some(inbound) = inbound else { return End::PeerClosed };
+                    if let Some(end) = self.on_inbound(inbound) {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one inbound frame; `Some` when the connection must end.
+    fn on_inbound(&mut self, inbound: Result<Message, WsError>) -> Option<End> {
+        match inbound {
+            Ok(Message::Text(text)) => self.on_text(&text),
+            Ok(Message::Binary(_)) => {
+                ServerMetrics::inc(&self.shared.metrics.messages_received);
+                self.reject(binary_frame_rejection());
+                None
+            }
+            Ok(Message::Pong(_)) => {
+                self.unanswered_pings = 0;
+                None
+            }
+            // Pings are answered by tungstenite; a close is answered by it and ends the stream.
+            Ok(Message::Ping(_) | Message::Close(_) | Message::Frame(_)) => None,
+            Err(error) => Some(classify_read_error(&error, &self.shared.metrics)),
+        }
+    }
+
+    fn on_text(&mut self, text: &str) -> Option<End> {
+        let shared = self.shared;
+        ServerMetrics::inc(&shared.metrics.messages_received);
+        let faults = &shared.config.faults.protocol;
+        if (faults.crash_on_deep_nesting || faults.hang_on_deep_nesting) && json_depth(text) > DEEP_NESTING {
+            if faults.crash_on_deep_nesting {
+                eprintln!("fault crash-on-deep-nesting: aborting");
+                std::process::abort();
+            }
+            return Some(End::Hung);
+        }
+        match parse_client_message(text, self.token.may_publish) {
+            Ok(ClientMessage::Subscribe(subscribe)) => {
+                shared.hub.subscribe(self.conn, &subscribe.topics, &subscribe.filters, &self.outbox);
+                let id = self.echo(subscribe.id.as_deref());
+                self.enqueue(out::subscription_confirmed_json(&subscribe.topics, id));
+            }
+            Ok(ClientMessage::Unsubscribe(unsubscribe)) => {
+                shared.hub.unsubscribe(self.conn, &unsubscribe.topics);
+                let id = self.echo(unsubscribe.id.as_deref());
+                self.enqueue(out::unsubscription_confirmed_json(&unsubscribe.topics, id));
+            }
+            Ok(ClientMessage::Publish(publish)) => {
+                let frame =
+                    out::event_json(publish.topic, publish.data_json.get(), &timestamp::now_rfc3339());
+                let delivered = shared.hub.publish(publish.topic, &publish.data, frame.into());
+                if let Some(id) = self.echo(publish.id.as_deref()) {
+                    self.enqueue(out::publish_ack_json(id, delivered));
+                }
+            }
+            Err(mut rejection) => {
+                if faults.wrong_unknown_topic_code && rejection.message.starts_with("Invalid topic") {
+                    rejection.code = ErrorCode::InvalidMessage;
+                }
+                let not_json = rejection.message == "message is not valid JSON";
+                self.reject(rejection);
+                if not_json && faults.close_on_bad_json {
+                    return Some(End::Faulted(close::PROTOCOL_ERROR));
+                }
+            }
+        }
+        None
+    }
+
+    fn reject(&mut self, rejection: Rejection) {
+        ServerMetrics::inc(&self.shared.metrics.protocol_errors);
+        let id = self.echo(rejection.id.as_deref()).map(str::to_owned);
+        let frame = error_frame(self.shared, rejection.code, &rejection.message, id.as_deref());
+        self.outbox.offer(frame);
+    }
+
+    /// The id to echo, unless the `no-id-echo` fault is on.
+    fn echo<'s>(&self, id: Option<&'s str>) -> Option<&'s str> {
+        id.filter(|_| !self.shared.config.faults.protocol.no_id_echo)
+    }
+
+    /// Queues an answer behind the events already queued, so the FIFO order of §5 holds.
+    fn enqueue(&mut self, text: String) {
+        self.outbox.offer(Utf8Bytes::from(text));
+    }
+
+    async fn write_batch<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+        batch: &mut Vec<Utf8Bytes>,
+    ) -> Result<(), End> {
+        let shared = self.shared;
+        let faults = &shared.config.faults;
+        if !faults.affects_writes() {
+            let write = async {
+                for frame in batch.drain(..) {
+                    ws.feed(Message::Text(frame)).await?;
+                }
+                ws.flush().await
+            };
+            return self.guarded(write).await;
+        }
+        for frame in std::mem::take(batch) {
+            match self.dice.action(faults) {
+                WriteAction::Write => self.guarded(ws.feed(Message::Text(frame))).await?,
+                WriteAction::Drop => {}
+                WriteAction::Duplicate => {
+                    self.guarded(ws.feed(Message::Text(frame.clone()))).await?;
+                    self.guarded(ws.feed(Message::Text(frame))).await?;
+                }
+                WriteAction::HoldBack if self.held_back.is_none() => {
+                    self.held_back = Some(frame);
+                    continue;
+                }
+                WriteAction::HoldBack => self.guarded(ws.feed(Message::Text(frame))).await?,
+                WriteAction::Stall(stall) => {
+                    self.guarded(ws.flush()).await?;
+                    let sleep = async {
+                        tokio::time::sleep(stall).await;
+                        Ok(())
+                    };
+                    self.guarded(sleep).await?;
+                    self.guarded(ws.feed(Message::Text(frame))).await?;
+                }
+            }
+            if let Some(held) = self.held_back.take() {
+                self.guarded(ws.feed(Message::Text(held))).await?;
+            }
+        }
+        self.guarded(ws.flush()).await
+    }
+
+    /// Runs a write, unless an interrupt fires first.
+    async fn guarded(&self, write: impl Future<Output = Result<(), WsError>>) -> Result<(), End> {
+        tokio::select! {
+            biased;
+            end = self.interrupts.fired() => Err(end),
+            result = write => result.map_err(|e| classify_write_error(&e)),
+        }
+    }
+
+    async fn finish<S: AsyncRead + AsyncWrite + Unpin>(&mut self, ws: &mut WebSocketStream<S>, end: End) {
+        let shared = self.shared;
+        let (error, code, reason) = match end {
+            End::PeerClosed => return,
+            End::Hung => {
+                // The hang fault: stop answering, hold the socket until shutdown.
+                shared.shutdown.cancelled().await;
+                return;
+            }
+            End::Shutdown => (
+                Some(error_frame(shared, ErrorCode::ConnectionError, "server shutting down", None)),
+                close::GOING_AWAY,
+                "server shutting down",
+            ),
+            End::SlowConsumer => {
+                ServerMetrics::inc(&shared.metrics.slow_consumer_disconnects);
+                (
+                    Some(error_frame(shared, ErrorCode::ConnectionError, "slow consumer", None)),
+                    close::TRY_AGAIN_LATER,
+                    "slow consumer",
+                )
+            }
+            End::TokenExpired => {
+                ServerMetrics::inc(&shared.metrics.tokens_expired);
+                (
+                    Some(error_frame(shared, ErrorCode::AuthError, "Token expired", None)),
+                    close::POLICY_VIOLATION,
+                    "token expired",
+                )
+            }
+            End::PingTimeout => (None, close::GOING_AWAY, "ping timeout"),
+            End::Violation(code) | End::Faulted(code) => (None, code, "protocol error"),
+        };
+        close_with(ws, error, code, reason).await;
+    }
+}
+
+/// An `error` frame, honouring the `no-error-timestamp` fault.
+fn error_frame(shared: &Shared, code: ErrorCode, message: &str, id: Option<&str>) -> Utf8Bytes {
+    let mut text = out::error_json(code, message, id);
+    if shared.config.faults.protocol.no_error_timestamp {
+        if let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(&text) {
+            map.remove("timestamp");
+            text = serde_json::Value::Object(map).to_string();
+        }
+    }
+    Utf8Bytes::from(text)
+}
+
+/// Sends an optional last message and a close frame, then waits for the peer's close, all
+/// within [`CLOSE_GRACE`] each.
+async fn close_with<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    last: Option<Utf8Bytes>,
+    code: u16,
+    reason: &'static str,
+) {
+    let send = async {
+        if let Some(text) = last {
+            ws.feed(Message::Text(text)).await?;
+        }
+        ws.close(Some(CloseFrame { code: code.into(), reason: reason.into() })).await
+    };
+    if !matches!(tokio::time::timeout(CLOSE_GRACE, send).await, Ok(Ok(()))) {
+        return;
+    }
+    let deadline = StdInstant::now() + CLOSE_GRACE;
+    let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+    let _ = tokio::time::timeout_at(deadline.into(), drain).await;
+}
+
+fn classify_read_error(error: &WsError, metrics: &ServerMetrics) -> End {
+    let code = match error {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => close::MESSAGE_TOO_BIG,
+        WsError::Utf8(_) => close::INVALID_PAYLOAD,
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return End::PeerClosed,
+        WsError::Protocol(_) | WsError::Capacity(_) => close::PROTOCOL_ERROR,
+        _ => return End::PeerClosed,
+    };
+    ServerMetrics::inc(&metrics.protocol_errors);
+    End::Violation(code)
+}
+
+fn classify_write_error(_error: &WsError) -> End {
+    // A write fails only when the peer is gone or the stream is already closing.
+    End::PeerClosed
+}
+
+/// Builds the server side of an upgraded stream, with `leftover` bytes the HTTP layer had
+/// already read past the request.
+pub async fn accept<S>(stream: S, leftover: Vec<u8>, shared: &Shared) -> WebSocketStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = Some(shared.config.websocket_config());
+    if leftover.is_empty() {
+        WebSocketStream::from_raw_socket(stream, Role::Server, config).await
+    } else {
+        WebSocketStream::from_partially_read(stream, leftover, Role::Server, config).await
+    }
+}

@@ -1,0 +1,209 @@
+//! The bundled reference server: PROTOCOL.md, exactly, and fast enough to be the default target.
+//!
+//! - [`http`]: accepted sockets, routing, the upgrade (and its deadline), `/healthz`, `/metrics`, `POST /v1/events`;
+//! - [`auth`]: where the token comes from and whether it is good;
+//! - [`connection`]: one WebSocket session, its queue writer, pings, expiry and close codes;
+//! - [`hub`]: topics → subscribers, fan-out of one serialized frame to bounded queues;
+//! - [`metrics`]: counters and their Prometheus rendering;
+//! - [`faults`]: the deliberate bugs tests switch on to prove the harness catches them.
+//!
+//! Embedding: [`start`] binds, spawns and returns a [`ServerHandle`] with the bound address; the
+//! `serve` command and tests use the same entry point.
+
+pub mod auth;
+pub mod connection;
+pub mod faults;
+pub mod http;
+pub mod hub;
+pub mod metrics;
+mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use faults::Faults;
+use hub::Hub;
+use metrics::ServerMetrics;
+
+use crate::protocol::jwt::DEFAULT_DEV_SECRET;
+
+/// Everything the server can be told; defaults are PROTOCOL.md's.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub jwt_secret: Vec<u8>,
+    /// Largest client message, after its fragments are joined (§1).
+    pub max_message_bytes: usize,
+    /// Time a new TCP connection has to complete the HTTP upgrade (§1).
+    pub handshake_timeout: Duration,
+    /// Interval of the server's pings; two unanswered in a row close the connection (§1).
+    pub ping_interval: Duration,
+    /// Interval of the `system_status` heartbeat event; `None` turns it off (§3).
+    pub status_interval: Option<Duration>,
+    /// Outbound queue bound per connection, in messages (§5 rule 5).
+    pub outbound_queue: usize,
+    /// Connections beyond this get `CONNECTION_ERROR` and 1013 (§6).
+    pub max_connections: usize,
+    /// tungstenite read buffer per connection. Its 128 KiB default costs ~135 KiB per connection.
+    pub ws_read_buffer_bytes: usize,
+    /// Bytes of outbound frames collected before a socket write.
+    pub ws_write_buffer_bytes: usize,
+    pub faults: Faults,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            jwt_secret: DEFAULT_DEV_SECRET.as_bytes().to_vec(),
+            max_message_bytes: 64 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(30),
+            status_interval: Some(Duration::from_secs(5)),
+            outbound_queue: 4096,
+            max_connections: 1_000_000,
+            ws_read_buffer_bytes: 4 * 1024,
+            ws_write_buffer_bytes: 8 * 1024,
+            faults: Faults::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The tungstenite configuration every connection gets.
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.ws_read_buffer_bytes)
+            .write_buffer_size(self.ws_write_buffer_bytes)
+            .max_write_buffer_size(self.ws_write_buffer_bytes + 2 * self.max_message_bytes.max(64 * 1024))
+            .max_message_size(Some(self.max_message_bytes))
+            .max_frame_size(Some(self.max_message_bytes))
+    }
+}
+
+/// State shared by every task of one server.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: ServerConfig,
+    pub hub: Hub,
+    pub metrics: Arc<ServerMetrics>,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+    next_conn_id: AtomicU64,
+}
+
+impl Shared {
+    fn new(config: ServerConfig, shutdown: CancellationToken) -> Shared {
+        let metrics = Arc::new(ServerMetrics::default());
+        Shared {
+            hub: Hub::new(Arc::clone(&metrics), config.faults.clone()),
+            config,
+            metrics,
+            shutdown,
+            tracker: TaskTracker::new(),
+            next_conn_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn next_conn_id(&self) -> hub::ConnId {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `ws://ADDR/v1/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/ws", self.local_addr)
+    }
+
+    /// `http://ADDR`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    pub fn metrics(&self) -> &ServerMetrics {
+        &self.shared.metrics
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// Stops accepting, closes every connection with `CONNECTION_ERROR` and 1001, and waits
+    /// (a bounded time) for the connections to finish.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `addr` and runs the server in the background.
+pub async fn start(addr: SocketAddr, config: ServerConfig) -> Result<ServerHandle, ServerError> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+    Ok(start_on(listener, config))
+}
+
+/// Runs the server on an already bound listener, in the background.
+pub fn start_on(listener: TcpListener, config: ServerConfig) -> ServerHandle {
+    let local_addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let shared = Arc::new(Shared::new(config, CancellationToken::new()));
+    let task = tokio::spawn(serve(listener, Arc::clone(&shared)));
+    ServerHandle { local_addr, shared, task }
+}
+
+/// The accept loop, until shutdown; then the bounded drain of every connection.
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    if let Some(interval) = shared.config.status_interval {
+        shared.tracker.spawn(status::heartbeat(Arc::clone(&shared), interval));
+    }
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                backoff = Duration::from_millis(5);
+                let _ = stream.set_nodelay(true);
+                shared.tracker.spawn(http::serve_connection(stream, Arc::clone(&shared)));
+            }
+            Err(error) => {
+                // Out of file descriptors, or a connection reset before accept: never fatal.
+                warn!(%error, "accept failed; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+    drop(listener);
+    shared.tracker.close();
+    let drained = tokio::time::timeout(Duration::from_secs(5), shared.tracker.wait()).await;
+    info!(clean = drained.is_ok(), "server stopped");
+}

@@ -1,0 +1,4 @@
+//! The one integration test binary: real servers on port 0, real WebSocket clients.
+
+mod common;
+mod server;

@@ -1,0 +1,4 @@
+//! The reference server against PROTOCOL.md, one test (at least) per rule, named after it.
+
+mod auth;
+mod delivery;
