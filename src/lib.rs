@@ -4,6 +4,7 @@
 //! reference server it tests against by default.
 //!
 //! - [`protocol`]: messages, topics, filters, tokens and their validation; shared by everything.
+//! - [`report`]: report folders and formats.
 //! - [`server`]: the bundled reference server (embeddable; `openframe-harness serve`).
 //! - [`util`]: durations and process statistics.
 //! - [`wire`]: raw RFC 6455 frames and a hand-written upgrade, for the suite and the fuzzer.
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod protocol;
+pub mod report;
 pub mod server;
 pub mod util;
 pub mod wire;

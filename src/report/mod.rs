@@ -1,0 +1,7 @@
+//! Reports: where they are written and the formats shared by every command.
+//!
+//! - [`folder`]: the report folder of CLI.md;
+//! - [`junit`]: JUnit XML, one testcase per gate or conformance case.
+
+pub mod folder;
+pub mod junit;
