@@ -44,7 +44,10 @@ pub struct BadInput(pub String);
 /// The exit code for an error that stopped a command.
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
-        if cause.is::<BadInput>() || cause.is::<crate::server::faults::FaultSpecError>() {
+        if cause.is::<BadInput>()
+            || cause.is::<crate::server::faults::FaultSpecError>()
+            || cause.is::<crate::scenario::ScenarioError>()
+        {
             return 2;
         }
     }

@@ -4,6 +4,8 @@
 //! reference server it tests against by default.
 //!
 //! - [`protocol`]: messages, topics, filters, tokens and their validation; shared by everything.
+//! - [`scenario`]: scenario files and the validated plan a run executes.
+//! - [`metrics`]: latency histograms, per-shard statistics, the aggregator, live progress.
 //! - [`report`]: report folders and formats.
 //! - [`server`]: the bundled reference server (embeddable; `openframe-harness serve`).
 //! - [`util`]: durations and process statistics.
@@ -12,8 +14,10 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod metrics;
 pub mod protocol;
 pub mod report;
+pub mod scenario;
 pub mod server;
 pub mod util;
 pub mod wire;

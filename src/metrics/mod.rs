@@ -1,0 +1,205 @@
+//! Measurements: which latencies a run records, the statistics each shard owns, and the
+//! reports shards send to the aggregator.
+//!
+//! STYLE rule 9: histograms live in the shard that records them (no lock, no atomic per
+//! sample); every interval the shard swaps them out and sends them, with its counter deltas,
+//! to the [`aggregator`], which owns every total.
+
+pub mod aggregator;
+pub mod histogram;
+pub mod progress;
+
+use std::collections::BTreeMap;
+
+use histogram::{Latency, new_histogram, record};
+
+use crate::protocol::ViolationKind;
+use crate::report::model::{Counters, Sample};
+
+/// The latencies a run records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LatencyMetric {
+    /// Intended publish time → receipt, per recipient.
+    Fanout,
+    /// Intended publish time → receipt at the last recipient, per event.
+    Completion,
+    /// `subscription_confirmed` (after a (re)subscribe or reconnect) → first event.
+    FirstEvent,
+    /// Start of connect → `connection_established`.
+    Connect,
+    /// Subscribe sent → `subscription_confirmed`.
+    Subscribe,
+    /// Publish sent → `publish_ack` (or 202).
+    PublishAck,
+    /// How late publishers sent against their schedule.
+    PublisherLag,
+    /// How late the harness's own timers fired (its event-loop delay).
+    LoopLag,
+}
+
+impl LatencyMetric {
+    pub const ALL: [LatencyMetric; 8] = [
+        LatencyMetric::Fanout,
+        LatencyMetric::Completion,
+        LatencyMetric::FirstEvent,
+        LatencyMetric::Connect,
+        LatencyMetric::Subscribe,
+        LatencyMetric::PublishAck,
+        LatencyMetric::PublisherLag,
+        LatencyMetric::LoopLag,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LatencyMetric::Fanout => "fanout",
+            LatencyMetric::Completion => "completion",
+            LatencyMetric::FirstEvent => "first_event",
+            LatencyMetric::Connect => "connect",
+            LatencyMetric::Subscribe => "subscribe",
+            LatencyMetric::PublishAck => "publish_ack",
+            LatencyMetric::PublisherLag => "publisher_lag",
+            LatencyMetric::LoopLag => "loop_lag",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<LatencyMetric> {
+        LatencyMetric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One histogram per [`LatencyMetric`].
+#[derive(Debug, Clone)]
+pub struct Histograms {
+    by_metric: Vec<Latency>,
+}
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Histograms { by_metric: LatencyMetric::ALL.iter().map(|_| new_histogram()).collect() }
+    }
+}
+
+impl Histograms {
+    #[inline]
+    pub fn record(&mut self, metric: LatencyMetric, micros: u64) {
+        record(&mut self.by_metric[metric.index()], micros);
+    }
+
+    pub fn get(&self, metric: LatencyMetric) -> &Latency {
+        &self.by_metric[metric.index()]
+    }
+
+    pub fn merge(&mut self, other: &Histograms) {
+        for (total, part) in self.by_metric.iter_mut().zip(&other.by_metric) {
+            histogram::merge(total, part);
+        }
+    }
+
+    /// Takes the recorded values out, leaving empty histograms of the same shape.
+    pub fn take(&mut self) -> Histograms {
+        let mut taken = self.clone();
+        std::mem::swap(&mut taken, self);
+        self.by_metric.iter_mut().for_each(Latency::reset);
+        taken
+    }
+}
+
+/// Most samples kept per kind of error, per shard.
+pub const SAMPLES_PER_KIND: usize = 5;
+
+/// What one shard has measured since its last report.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    /// Per client group; the publishers' counters are in the last slot.
+    pub counters: Vec<Counters>,
+    pub histograms: Histograms,
+    pub violations: BTreeMap<ViolationKind, u64>,
+    pub samples: Vec<Sample>,
+    /// Clients currently connected and past `connection_established` (a gauge, not a delta).
+    pub clients_connected: u64,
+    pub bytes_received: u64,
+}
+
+impl ShardStats {
+    pub fn new(groups: usize) -> ShardStats {
+        ShardStats { counters: vec![Counters::default(); groups + 1], ..ShardStats::default() }
+    }
+
+    /// Keeps `sample` unless this kind already has enough.
+    pub fn sample(&mut self, sample: Sample) {
+        if self.samples.iter().filter(|s| s.kind == sample.kind).count() < SAMPLES_PER_KIND {
+            self.samples.push(sample);
+        }
+    }
+
+    /// The deltas since the last call, resetting them.
+    pub fn take_delta(&mut self, interval: u64, shard: usize) -> ShardReport {
+        let groups = self.counters.len();
+        ShardReport {
+            shard,
+            interval,
+            counters: std::mem::replace(&mut self.counters, vec![Counters::default(); groups]),
+            histograms: self.histograms.take(),
+            violations: std::mem::take(&mut self.violations),
+            samples: std::mem::take(&mut self.samples),
+            clients_connected: self.clients_connected,
+            bytes_received: std::mem::take(&mut self.bytes_received),
+            completion: Vec::new(),
+            is_final: false,
+        }
+    }
+}
+
+/// A shard's deltas for one interval, sent to the aggregator.
+#[derive(Debug)]
+pub struct ShardReport {
+    pub shard: usize,
+    /// 1 for the first second of the run, 2 for the next, …
+    pub interval: u64,
+    pub counters: Vec<Counters>,
+    pub histograms: Histograms,
+    pub violations: BTreeMap<ViolationKind, u64>,
+    pub samples: Vec<Sample>,
+    pub clients_connected: u64,
+    pub bytes_received: u64,
+    /// In the final report only: per publisher, per sequence number, the latest receipt in
+    /// this shard (microseconds since the run's epoch; 0 = never received).
+    pub completion: Vec<Vec<u64>>,
+    /// The shard's last report.
+    pub is_final: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_round_trip() {
+        for m in LatencyMetric::ALL {
+            assert_eq!(LatencyMetric::from_name(m.name()), Some(m));
+        }
+    }
+
+    #[test]
+    fn take_leaves_empty_histograms_and_keeps_the_values() {
+        let mut h = Histograms::default();
+        h.record(LatencyMetric::Fanout, 100);
+        let taken = h.take();
+        assert_eq!(taken.get(LatencyMetric::Fanout).len(), 1);
+        assert_eq!(h.get(LatencyMetric::Fanout).len(), 0);
+    }
+
+    #[test]
+    fn samples_are_bounded_per_kind() {
+        let mut stats = ShardStats::new(1);
+        for i in 0..20 {
+            let kind = if i % 2 == 0 { "a" } else { "b" };
+            stats.sample(Sample { kind: kind.into(), detail: String::new(), message: String::new(), group: String::new(), t_s: 0.0 });
+        }
+        assert_eq!(stats.samples.len(), 2 * SAMPLES_PER_KIND);
+    }
+}

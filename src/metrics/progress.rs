@@ -1,0 +1,107 @@
+//! The live progress line on stderr, once a second: clients up, events/s, fan-out p99 so far,
+//! errors. On a terminal it rewrites one line; otherwise (CI logs) it prints plain lines with
+//! no escape codes. `--quiet` turns it off.
+
+use std::io::{IsTerminal, Write};
+
+use crate::util::duration::format_micros;
+
+/// What one progress line shows.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressLine {
+    pub t_s: f64,
+    pub duration_s: f64,
+    pub clients: u64,
+    pub planned_clients: u64,
+    pub events_per_s: u64,
+    pub fanout_p99_us: u64,
+    pub missing: u64,
+    pub errors: u64,
+}
+
+impl ProgressLine {
+    pub fn render(&self) -> String {
+        format!(
+            "[{:>5.0}s/{:.0}s] clients {}/{}  events/s {}  fanout p99 {}  missing {}  errors {}",
+            self.t_s,
+            self.duration_s,
+            self.clients,
+            self.planned_clients,
+            human_count(self.events_per_s),
+            if self.fanout_p99_us == 0 { "-".to_owned() } else { format_micros(self.fanout_p99_us) },
+            self.missing,
+            self.errors,
+        )
+    }
+}
+
+/// Prints progress lines to stderr.
+#[derive(Debug)]
+pub struct Progress {
+    enabled: bool,
+    terminal: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Progress {
+        Progress { enabled: !quiet, terminal: std::io::stderr().is_terminal() }
+    }
+
+    pub fn show(&self, line: &ProgressLine) {
+        if !self.enabled {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = if self.terminal {
+            write!(err, "\r\x1b[2K{}", line.render())
+        } else {
+            writeln!(err, "{}", line.render())
+        };
+        let _ = err.flush();
+    }
+
+    /// Ends the rewritten line so later output starts on its own line.
+    pub fn finish(&self) {
+        if self.enabled && self.terminal {
+            let _ = writeln!(std::io::stderr());
+        }
+    }
+
+    /// A message between progress lines.
+    pub fn note(&self, message: &str) {
+        if self.enabled {
+            self.finish();
+            let _ = writeln!(std::io::stderr(), "{message}");
+        }
+    }
+}
+
+/// 1234 → "1.2k", 1_500_000 → "1.50M".
+pub fn human_count(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.2}M", n as f64 / 1e6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_names_every_figure() {
+        let line = ProgressLine {
+            t_s: 12.0,
+            duration_s: 30.0,
+            clients: 4980,
+            planned_clients: 5000,
+            events_per_s: 1_020_000,
+            fanout_p99_us: 3100,
+            missing: 0,
+            errors: 2,
+        };
+        assert_eq!(line.render(), "[   12s/30s] clients 4980/5000  events/s 1.02M  fanout p99 3.1ms  missing 0  errors 2");
+        assert!(!line.render().contains('\x1b'));
+    }
+}

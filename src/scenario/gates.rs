@@ -1,0 +1,169 @@
+//! Gates: `"latency.fanout.p99" = "< 100ms"`, judged against the finished report.
+//!
+//! A gate names any numeric field of `report.json` by its dotted path; latency fields are in
+//! microseconds and take duration thresholds, everything else takes plain numbers. The path is
+//! checked against the shape of an empty report when the scenario is loaded, so a misspelt
+//! metric is bad input (exit 2), never a gate that silently passes.
+
+use serde_json::Value;
+
+use crate::report::model::{GateResult, RunReport};
+use crate::util::duration::{format_micros, parse_duration};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+    Equal,
+    NotEqual,
+}
+
+impl Comparison {
+    fn symbol(self) -> &'static str {
+        match self {
+            Comparison::Less => "<",
+            Comparison::LessOrEqual => "<=",
+            Comparison::Greater => ">",
+            Comparison::GreaterOrEqual => ">=",
+            Comparison::Equal => "==",
+            Comparison::NotEqual => "!=",
+        }
+    }
+
+    fn holds(self, observed: f64, threshold: f64) -> bool {
+        match self {
+            Comparison::Less => observed < threshold,
+            Comparison::LessOrEqual => observed <= threshold,
+            Comparison::Greater => observed > threshold,
+            Comparison::GreaterOrEqual => observed >= threshold,
+            Comparison::Equal => observed == threshold,
+            Comparison::NotEqual => observed != threshold,
+        }
+    }
+}
+
+/// A validated gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    /// The metric's dotted path in `report.json`, e.g. `latency.fanout.p99`.
+    pub metric: String,
+    pub comparison: Comparison,
+    /// In the metric's unit (microseconds for latency).
+    pub threshold: f64,
+    /// The threshold as written, for the report.
+    pub threshold_text: String,
+}
+
+impl Gate {
+    /// Parses `metric` and `condition` (e.g. `"< 100ms"`); errors say what was expected.
+    pub fn parse(metric: &str, condition: &str) -> Result<Gate, String> {
+        let path = report_path(metric);
+        let template = serde_json::to_value(RunReport::empty("")).unwrap_or(Value::Null);
+        if !lookup(&template, &path).is_some_and(Value::is_number) {
+            return Err(format!(
+                "unknown metric {metric:?}: expected a numeric field of report.json such as \
+                 latency.fanout.p99, counters.events_missing, throughput.events_delivered_per_s \
+                 (latency metrics: {}; stats: count, min, p50, p90, p99, p999, max, mean)",
+                crate::metrics::LatencyMetric::ALL.map(|m| m.name()).join(", ")
+            ));
+        }
+        let condition = condition.trim();
+        let (comparison, rest) = [
+            ("<=", Comparison::LessOrEqual),
+            (">=", Comparison::GreaterOrEqual),
+            ("==", Comparison::Equal),
+            ("!=", Comparison::NotEqual),
+            ("<", Comparison::Less),
+            (">", Comparison::Greater),
+        ]
+        .into_iter()
+        .find_map(|(symbol, comparison)| condition.strip_prefix(symbol).map(|rest| (comparison, rest.trim())))
+        .ok_or_else(|| format!("invalid gate condition {condition:?}: expected OP VALUE with OP one of < <= > >= == !="))?;
+        let is_latency = path.first().is_some_and(|p| p == "latency_us");
+        let threshold = if is_latency {
+            parse_duration(rest).map(|d| d.as_micros() as f64).map_err(|e| format!("{e} (latency gates take durations)"))?
+        } else {
+            rest.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("invalid gate value {rest:?}: expected a number"))?
+        };
+        Ok(Gate { metric: metric.to_owned(), comparison, threshold, threshold_text: rest.to_owned() })
+    }
+
+    /// `latency.fanout.p99 < 100ms`.
+    pub fn expr(&self) -> String {
+        format!("{} {} {}", self.metric, self.comparison.symbol(), self.threshold_text)
+    }
+
+    /// Judges this gate against a finished report (as JSON).
+    pub fn judge(&self, report: &Value) -> GateResult {
+        let path = report_path(&self.metric);
+        let observed = lookup(report, &path).and_then(Value::as_f64);
+        let is_latency = path.first().is_some_and(|p| p == "latency_us");
+        let (observed_text, passed) = match observed {
+            Some(v) if is_latency => (format_micros(v as u64), self.comparison.holds(v, self.threshold)),
+            Some(v) => (format_number(v), self.comparison.holds(v, self.threshold)),
+            None => ("missing".to_owned(), false),
+        };
+        GateResult { name: self.metric.clone(), expr: self.expr(), observed: observed_text, passed }
+    }
+}
+
+/// `latency.x.y` is `latency_us.x.y` in the report; other paths are as written.
+fn report_path(metric: &str) -> Vec<String> {
+    let mut parts: Vec<String> = metric.split('.').map(str::to_owned).collect();
+    if parts.first().is_some_and(|p| p == "latency") {
+        parts[0] = "latency_us".to_owned();
+    }
+    parts
+}
+
+fn lookup<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, key| v.get(key))
+}
+
+fn format_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v:.3}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_latency_and_counter_gates() {
+        let g = Gate::parse("latency.fanout.p99", "< 100ms").unwrap();
+        assert_eq!((g.comparison, g.threshold), (Comparison::Less, 100_000.0));
+        assert_eq!(g.expr(), "latency.fanout.p99 < 100ms");
+        let g = Gate::parse("counters.events_missing", "== 0").unwrap();
+        assert_eq!((g.comparison, g.threshold), (Comparison::Equal, 0.0));
+        assert!(Gate::parse("throughput.events_delivered_per_s", ">= 1000").is_ok());
+    }
+
+    #[test]
+    fn refuses_unknown_metrics_and_bad_conditions() {
+        assert!(Gate::parse("latency.fanout.p98", "< 1ms").unwrap_err().contains("unknown metric"));
+        assert!(Gate::parse("counters.nope", "== 0").is_err());
+        assert!(Gate::parse("scenario", "== 0").is_err(), "not numeric");
+        assert!(Gate::parse("counters.events_missing", "about 0").is_err());
+        assert!(Gate::parse("latency.fanout.p99", "< 100").is_err(), "latency needs a unit");
+        assert!(Gate::parse("counters.events_missing", "== many").is_err());
+    }
+
+    #[test]
+    fn judges_against_the_report() {
+        let mut report = RunReport::empty("x");
+        report.latency_us.get_mut("fanout").unwrap().p99 = 3_100;
+        report.counters.events_missing = 2;
+        let json = serde_json::to_value(&report).unwrap();
+        let latency = Gate::parse("latency.fanout.p99", "< 25ms").unwrap().judge(&json);
+        assert!(latency.passed);
+        assert_eq!(latency.observed, "3.1ms");
+        let missing = Gate::parse("counters.events_missing", "== 0").unwrap().judge(&json);
+        assert!(!missing.passed);
+        assert_eq!(missing.observed, "2");
+    }
+}

@@ -1,0 +1,110 @@
+//! Scenario files (`scenarios/*.toml`): parsing with file:line:column errors, and the
+//! validated [`Plan`] the runner executes.
+//!
+//! - [`model`]: the file as written (serde, unknown keys refused, typed values);
+//! - [`plan`]: the validated plan and its defaults;
+//! - [`gates`]: gate conditions on `report.json` metrics.
+
+pub mod gates;
+pub mod model;
+pub mod plan;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use plan::{Overrides, Plan};
+
+/// A scenario that cannot be run as written (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid { path: PathBuf, line: usize, column: usize, message: String },
+}
+
+/// Reads, parses and validates a scenario file.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Plan, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.into(), source })?;
+    parse(&text, path, overrides)
+}
+
+/// Parses and validates scenario `text`; `path` names it in errors.
+pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Plan, ScenarioError> {
+    let invalid = |span: Option<Range<usize>>, message: String| {
+        let (line, column) = line_column(text, span.map_or(0, |s| s.start));
+        ScenarioError::Invalid { path: path.into(), line, column, message }
+    };
+    let file: model::ScenarioFile =
+        toml::from_str(text).map_err(|e| invalid(e.span(), e.message().trim().to_owned()))?;
+    plan::build(file, text, overrides).map_err(|e| invalid(Some(e.span), e.message))
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        parse(text, Path::new("s.toml"), &Overrides::default()).unwrap_err().to_string()
+    }
+
+    const MINIMAL: &str = "name = \"t\"\nduration = \"10s\"\n[[clients]]\nname = \"c\"\ncount = 3\ntopics = [\"alerts\"]\n";
+
+    #[test]
+    fn a_minimal_scenario_plans_with_defaults() {
+        let plan = parse(MINIMAL, Path::new("s.toml"), &Overrides::default()).unwrap();
+        assert_eq!(plan.groups[0].count, 3);
+        assert_eq!(plan.target_name(), "embedded");
+        assert_eq!(plan.harness.drain, std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_position() {
+        let e = error(&format!("{MINIMAL}colour = \"red\"\n"));
+        assert!(e.starts_with("s.toml:7:1: unknown field `colour`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_bad_values_name_what_was_expected() {
+        let e = error("name = \"t\"\nduration = 10\n");
+        assert!(e.starts_with("s.toml:2:12:") && e.contains("duration string"), "{e}");
+        let e = error(&MINIMAL.replace("count = 3", "count = 0"));
+        assert!(e.starts_with("s.toml:5:9:") && e.contains("positive integer"), "{e}");
+        let e = error(&MINIMAL.replace("[\"alerts\"]", "[\"weather\"]"));
+        assert!(e.starts_with("s.toml:6:10:") && e.contains("unknown topic \"weather\""), "{e}");
+    }
+
+    #[test]
+    fn impossible_filters_and_gates_are_refused() {
+        let e = error(&format!("{MINIMAL}filters = {{ status = [\"online\"] }}\n"));
+        assert!(e.starts_with("s.toml:7:11:") && e.contains("Invalid filter key: status"), "{e}");
+        let e = error(&format!("{MINIMAL}[gates]\n\"latency.fanout.p98\" = \"< 1ms\"\n"));
+        assert!(e.starts_with("s.toml:8:1:") && e.contains("unknown metric"), "{e}");
+        let e = error(&format!("{MINIMAL}[gates]\n\"latency.fanout.p99\" = \"about 1ms\"\n"));
+        assert!(e.starts_with("s.toml:8:24:"), "{e}");
+    }
+
+    #[test]
+    fn publishers_need_a_window_and_valid_mixes() {
+        let publisher = "[[publishers]]\ntopic = \"alerts\"\nrate = \"10/s\"\nseverity_mix = { urgent = 1 }\n";
+        let e = error(&format!("{MINIMAL}{publisher}"));
+        assert!(e.contains("\"urgent\" is not a severity of alerts"), "{e}");
+        let short = MINIMAL.replace("10s", "2s");
+        let e = error(&format!("{short}[[publishers]]\ntopic = \"alerts\"\nrate = \"10/s\"\n"));
+        assert!(e.contains("window is empty"), "{e}");
+    }
+
+    #[test]
+    fn line_and_column_count_characters() {
+        assert_eq!(line_column("ab\ncdé\nx", 8), (3, 1));
+        assert_eq!(line_column("ab\ncdé", 5), (2, 3));
+    }
+}
