@@ -2,6 +2,7 @@
 //! decided by each command's module when it builds its plan.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -23,6 +24,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the bundled reference server (PROTOCOL.md) until SIGINT/SIGTERM.
     Serve(ServeArgs),
+    /// Run a load scenario (scenarios/*.toml) and write its report folder.
+    ///
+    /// Without a target (flag or file) the bundled reference server is started in-process.
+    Run(RunArgs),
     /// Print a signed HS256 token for a target that uses a shared secret.
     Token(TokenArgs),
 }
@@ -33,6 +38,39 @@ pub struct SecretArgs {
     /// HS256 shared secret [default for `serve`: the development secret "openframe-dev-secret"].
     #[arg(long, env = "OPENFRAME_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+}
+
+/// How a command that connects gets its tokens; the flag wins over a scenario's `[auth]`.
+#[derive(Debug, Clone, Args)]
+pub struct CredentialArgs {
+    #[command(flatten)]
+    pub secret: SecretArgs,
+    /// File with one token per line, for a target whose secret is unknown.
+    #[arg(long, value_name = "FILE", conflicts_with = "jwt_secret")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Target URL (ws:// or wss://…/v1/ws), overriding the scenario's.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Report folder [default: reports/<scenario>-<UTC time>/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Seed for everything random, overriding the scenario's.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Length of the run, overriding the scenario's (e.g. 30s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+    /// No progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 //! - [`scenario`]: scenario files and the validated plan a run executes.
 //! - [`metrics`]: latency histograms, per-shard statistics, the aggregator, live progress.
 //! - [`report`]: report folders and formats.
+//! - [`runner`]: the scenario runner: shards of clients and publishers, the delivery oracle.
 //! - [`server`]: the bundled reference server (embeddable; `openframe-harness serve`).
 //! - [`util`]: durations and process statistics.
 //! - [`wire`]: raw RFC 6455 frames and a hand-written upgrade, for the suite and the fuzzer.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod metrics;
 pub mod protocol;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod server;
 pub mod util;

@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns its parsed arguments into a plan, runs it through the
 //! library and says how it came out. `main.rs` only maps the result to an exit code.
 
+mod run;
 mod serve;
 mod token;
 
@@ -11,6 +12,7 @@ use crate::error::Outcome;
 pub async fn execute(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Serve(args) => serve::execute(args).await,
+        Command::Run(args) => run::execute(args).await,
         Command::Token(args) => token::execute(args),
     }
 }

@@ -198,7 +198,13 @@ mod tests {
         let mut stats = ShardStats::new(1);
         for i in 0..20 {
             let kind = if i % 2 == 0 { "a" } else { "b" };
-            stats.sample(Sample { kind: kind.into(), detail: String::new(), message: String::new(), group: String::new(), t_s: 0.0 });
+            stats.sample(Sample {
+                kind: kind.into(),
+                detail: String::new(),
+                message: String::new(),
+                group: String::new(),
+                t_s: 0.0,
+            });
         }
         assert_eq!(stats.samples.len(), 2 * SAMPLES_PER_KIND);
     }

@@ -101,7 +101,10 @@ mod tests {
             missing: 0,
             errors: 2,
         };
-        assert_eq!(line.render(), "[   12s/30s] clients 4980/5000  events/s 1.02M  fanout p99 3.1ms  missing 0  errors 2");
+        assert_eq!(
+            line.render(),
+            "[   12s/30s] clients 4980/5000  events/s 1.02M  fanout p99 3.1ms  missing 0  errors 2"
+        );
         assert!(!line.render().contains('\x1b'));
     }
 }

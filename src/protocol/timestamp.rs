@@ -36,6 +36,39 @@ pub fn is_rfc3339_utc(s: &str) -> bool {
     parse_offset(s) == Some(0)
 }
 
+/// Microseconds since the epoch of an RFC 3339 UTC date-time (fraction truncated to µs).
+pub fn parse_rfc3339_utc(s: &str) -> Option<u64> {
+    if !is_rfc3339_utc(s) {
+        return None;
+    }
+    let b = s.as_bytes();
+    let field = |r: std::ops::Range<usize>| digits(&b[r]).map(u64::from);
+    let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
+    let seconds = field(11..13)? * 3600 + field(14..16)? * 60 + field(17..19)?;
+    let micros: u64 = match b.get(19) {
+        Some(b'.') => {
+            let fraction: Vec<u8> =
+                b[20..].iter().take_while(|c| c.is_ascii_digit()).take(6).copied().collect();
+            let value = digits(&fraction)? as u64;
+            value * 10u64.pow(6 - fraction.len() as u32)
+        }
+        _ => 0,
+    };
+    let days = days_from_civil(year as i64, month as u32, day as u32);
+    u64::try_from(days).ok().map(|d| (d * 86_400 + seconds) * 1_000_000 + micros)
+}
+
+/// (year, month, day) to days since 1970-01-01, after Howard Hinnant's `days_from_civil`.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(month) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Parses the date-time and returns its offset from UTC in minutes.
 fn parse_offset(s: &str) -> Option<i32> {
     let b = s.as_bytes();
@@ -121,6 +154,14 @@ mod tests {
         assert_eq!(format_rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap_day = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(format_rfc3339_millis(leap_day), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn parses_what_it_writes() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_710_928_800_123);
+        assert_eq!(parse_rfc3339_utc(&format_rfc3339_millis(t)), Some(1_710_928_800_123_000));
+        assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:01Z"), Some(1_000_000));
+        assert_eq!(parse_rfc3339_utc("2024-03-20T10:00:00+01:00"), None);
     }
 
     #[test]

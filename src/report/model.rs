@@ -141,6 +141,8 @@ pub struct HarnessReport {
     pub cpu_us_per_client: f64,
     pub bytes_received: u64,
     pub bytes_per_event: f64,
+    /// The bundled server ran in the harness's process: CPU and memory figures include it.
+    pub server_in_process: bool,
     /// True when the harness was the bottleneck; then `valid` is false.
     pub overloaded: bool,
     pub reasons: Vec<String>,

@@ -80,10 +80,14 @@ impl Gate {
         ]
         .into_iter()
         .find_map(|(symbol, comparison)| condition.strip_prefix(symbol).map(|rest| (comparison, rest.trim())))
-        .ok_or_else(|| format!("invalid gate condition {condition:?}: expected OP VALUE with OP one of < <= > >= == !="))?;
+        .ok_or_else(|| {
+            format!("invalid gate condition {condition:?}: expected OP VALUE with OP one of < <= > >= == !=")
+        })?;
         let is_latency = path.first().is_some_and(|p| p == "latency_us");
         let threshold = if is_latency {
-            parse_duration(rest).map(|d| d.as_micros() as f64).map_err(|e| format!("{e} (latency gates take durations)"))?
+            parse_duration(rest)
+                .map(|d| d.as_micros() as f64)
+                .map_err(|e| format!("{e} (latency gates take durations)"))?
         } else {
             rest.parse::<f64>()
                 .ok()

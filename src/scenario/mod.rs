@@ -25,7 +25,8 @@ pub enum ScenarioError {
 
 /// Reads, parses and validates a scenario file.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Plan, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.into(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.into(), source })?;
     parse(&text, path, overrides)
 }
 
@@ -56,7 +57,8 @@ mod tests {
         parse(text, Path::new("s.toml"), &Overrides::default()).unwrap_err().to_string()
     }
 
-    const MINIMAL: &str = "name = \"t\"\nduration = \"10s\"\n[[clients]]\nname = \"c\"\ncount = 3\ntopics = [\"alerts\"]\n";
+    const MINIMAL: &str =
+        "name = \"t\"\nduration = \"10s\"\n[[clients]]\nname = \"c\"\ncount = 3\ntopics = [\"alerts\"]\n";
 
     #[test]
     fn a_minimal_scenario_plans_with_defaults() {
@@ -94,7 +96,8 @@ mod tests {
 
     #[test]
     fn publishers_need_a_window_and_valid_mixes() {
-        let publisher = "[[publishers]]\ntopic = \"alerts\"\nrate = \"10/s\"\nseverity_mix = { urgent = 1 }\n";
+        let publisher =
+            "[[publishers]]\ntopic = \"alerts\"\nrate = \"10/s\"\nseverity_mix = { urgent = 1 }\n";
         let e = error(&format!("{MINIMAL}{publisher}"));
         assert!(e.contains("\"urgent\" is not a severity of alerts"), "{e}");
         let short = MINIMAL.replace("10s", "2s");

@@ -58,8 +58,14 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetPlan {
     /// The bundled server, started in-process.
-    Embedded { faults: Faults, queue: Option<usize> },
-    External { ws_url: String, http_url: String },
+    Embedded {
+        faults: Faults,
+        queue: Option<usize>,
+    },
+    External {
+        ws_url: String,
+        http_url: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +216,11 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         return Err(PlanError::at(whole, "`duration` must be at least 1s"));
     }
     let harness = HarnessPlan {
-        threads: file.harness.threads.map_or_else(crate::util::process::cpu_count, |c| c.0 as usize).clamp(1, 64),
+        threads: file
+            .harness
+            .threads
+            .map_or_else(crate::util::process::cpu_count, |c| c.0 as usize)
+            .clamp(1, 64),
         max_loop_lag: file.harness.max_loop_lag.map_or(Duration::from_millis(25), |d| d.0),
         drain: file.harness.drain.map_or(Duration::from_secs(2), |d| d.0),
         connect_timeout: file.harness.connect_timeout.map_or(Duration::from_secs(10), |d| d.0),
@@ -227,21 +237,32 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         if groups.iter().any(|g: &GroupPlan| g.name == group.name) {
             return Err(PlanError::at(spec.span(), format!("two client groups are named {:?}", group.name)));
         }
-        if matches!(group.credential, Credential::Expired) && !matches!(credentials, CredentialSource::Secret(_)) {
-            return Err(PlanError::at(spec.span(), "credential = \"expired\" needs [auth] jwt_secret to sign with"));
+        if matches!(group.credential, Credential::Expired)
+            && !matches!(credentials, CredentialSource::Secret(_))
+        {
+            return Err(PlanError::at(
+                spec.span(),
+                "credential = \"expired\" needs [auth] jwt_secret to sign with",
+            ));
         }
         groups.push(group);
     }
-    let settled = groups.iter().filter(|g| g.credential.is_valid()).map(GroupPlan::ready_at).max().unwrap_or_default()
-        + Duration::from_secs(1);
+    let settled =
+        groups.iter().filter(|g| g.credential.is_valid()).map(GroupPlan::ready_at).max().unwrap_or_default()
+            + Duration::from_secs(1);
     let mut publishers = Vec::new();
     for spec in &file.publishers {
-        publishers.extend(publisher(spec.get_ref(), spec.span(), publishers.len(), settled, duration, harness.drain)?);
+        publishers.extend(publisher(
+            spec.get_ref(),
+            spec.span(),
+            publishers.len(),
+            settled,
+            duration,
+            harness.drain,
+        )?);
     }
-    if let CredentialSource::Tokens(tokens) = &credentials {
-        if tokens.is_empty() {
-            return Err(PlanError::at(whole, "the token file holds no tokens"));
-        }
+    if matches!(&credentials, CredentialSource::Tokens(tokens) if tokens.is_empty()) {
+        return Err(PlanError::at(whole, "the token file holds no tokens"));
     }
     let mut gates = Vec::new();
     for (metric, condition) in &file.gates {
@@ -277,11 +298,15 @@ fn target(spec: Option<toml::Spanned<TargetSpec>>, overrides: &Overrides) -> Res
     };
     let url = overrides.target.clone().or(table.url);
     let Some(ws_url) = url else {
-        let faults = Faults::parse_all(&table.faults).map_err(|e| PlanError::at(span.clone(), e.to_string()))?;
+        let faults =
+            Faults::parse_all(&table.faults).map_err(|e| PlanError::at(span.clone(), e.to_string()))?;
         return Ok(TargetPlan::Embedded { faults, queue: table.queue });
     };
     if !table.faults.is_empty() {
-        return Err(PlanError::at(span, "[target] faults apply to the bundled server only, not to an external url"));
+        return Err(PlanError::at(
+            span,
+            "[target] faults apply to the bundled server only, not to an external url",
+        ));
     }
     let http_url = match table.http_url {
         Some(http) => http,
@@ -324,13 +349,15 @@ fn credentials(
         return Ok(CredentialSource::Secret(secret.clone().into_bytes()));
     }
     if let Some(path) = &auth.tokens_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| PlanError::at(span.clone(), format!("cannot read [auth] tokens_file {path:?}: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PlanError::at(span.clone(), format!("cannot read [auth] tokens_file {path:?}: {e}"))
+        })?;
         return Ok(CredentialSource::Tokens(read_tokens(&text)));
     }
     if let Some(var) = &auth.token_env {
-        let token = std::env::var(var)
-            .map_err(|_| PlanError::at(span.clone(), format!("[auth] token_env: environment variable {var} is not set")))?;
+        let token = std::env::var(var).map_err(|_| {
+            PlanError::at(span.clone(), format!("[auth] token_env: environment variable {var} is not set"))
+        })?;
         return Ok(CredentialSource::Tokens(vec![token.trim().to_owned()]));
     }
     match target {
@@ -359,7 +386,9 @@ fn group(spec: &ClientGroupSpec, span: Range<usize>, duration: Duration) -> Resu
         return Err(error("a client group needs a non-empty `name`".into()));
     }
     let arrival = match (spec.ramp, spec.arrival_rate) {
-        (Some(_), Some(_)) => return Err(error(format!("group {:?}: give `ramp` or `arrival_rate`, not both", spec.name))),
+        (Some(_), Some(_)) => {
+            return Err(error(format!("group {:?}: give `ramp` or `arrival_rate`, not both", spec.name)));
+        }
         (Some(ramp), None) => Arrival::Ramp(ramp.0),
         (None, Some(rate)) => Arrival::Rate(rate.0),
         (None, None) => Arrival::AllAtOnce,
@@ -400,9 +429,8 @@ fn group(spec: &ClientGroupSpec, span: Range<usize>, duration: Duration) -> Resu
         }
     };
     let range = |r: Option<RangeValue>| r.map(|RangeValue(low, high)| (low, high));
-    let churn = spec.churn.as_ref().map_or(Churn { reconnect_every: None, resubscribe_every: None }, |c| Churn {
-        reconnect_every: range(c.reconnect_every),
-        resubscribe_every: range(c.resubscribe_every),
+    let churn = spec.churn.as_ref().map_or(Churn { reconnect_every: None, resubscribe_every: None }, |c| {
+        Churn { reconnect_every: range(c.reconnect_every), resubscribe_every: range(c.resubscribe_every) }
     });
     let stall = spec.read.as_ref().map(|r| Stall {
         after: r.stall_after.0,
@@ -446,7 +474,9 @@ fn publisher(
     let (field, values, given) = match topic {
         Topic::Alerts => {
             if spec.status_mix.is_some() {
-                return Err(error("`status_mix` applies to devices and system_status; alerts take `severity_mix`".into()));
+                return Err(error(
+                    "`status_mix` applies to devices and system_status; alerts take `severity_mix`".into(),
+                ));
             }
             ("severity", SEVERITIES, spec.severity_mix.as_ref())
         }
@@ -466,13 +496,19 @@ fn publisher(
                 let known = values.iter().find(|v| **v == value).ok_or_else(|| {
                     PlanError::at(
                         spanned.span(),
-                        format!("publisher {name:?}: {value:?} is not a {field} of {topic} (expected one of {})", values.join(", ")),
+                        format!(
+                            "publisher {name:?}: {value:?} is not a {field} of {topic} (expected one of {})",
+                            values.join(", ")
+                        ),
                     )
                 })?;
                 mix.push((*known, *weight));
             }
             if mix.iter().all(|(_, w)| *w == 0) {
-                return Err(PlanError::at(spanned.span(), format!("publisher {name:?}: the mix's weights add up to 0")));
+                return Err(PlanError::at(
+                    spanned.span(),
+                    format!("publisher {name:?}: the mix's weights add up to 0"),
+                ));
             }
             mix
         }
@@ -520,7 +556,10 @@ mod tests {
     #[test]
     fn http_urls_derive_from_ws_urls() {
         assert_eq!(derive_http_url("ws://127.0.0.1:8080/v1/ws").as_deref(), Some("http://127.0.0.1:8080"));
-        assert_eq!(derive_http_url("wss://api.openframe.io/v1/ws").as_deref(), Some("https://api.openframe.io"));
+        assert_eq!(
+            derive_http_url("wss://api.openframe.io/v1/ws").as_deref(),
+            Some("https://api.openframe.io")
+        );
         assert_eq!(derive_http_url("http://x/v1/ws"), None);
     }
 

@@ -1,0 +1,145 @@
+//! `run SCENARIO.toml`: load and validate the scenario, run it (against the bundled server when
+//! there is no target), write the report folder, print the verdict, exit with CLI.md's code.
+
+use std::io::Write;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{CredentialArgs, RunArgs};
+use crate::error::{BadInput, Outcome};
+use crate::report::files::write_run_folder;
+use crate::report::md::verdict;
+use crate::report::model::RunReport;
+use crate::runner::{self, RunOptions};
+use crate::scenario::{self, Overrides, plan::read_tokens};
+use crate::util::duration::format_micros;
+
+pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
+    let overrides = Overrides {
+        target: args.target.clone(),
+        seed: args.seed,
+        duration: args.duration,
+        jwt_secret: args.credentials.secret.jwt_secret.clone(),
+        token_file: token_file(&args.credentials)?,
+    };
+    let plan = scenario::load(&args.scenario, &overrides)?;
+    let name = plan.name.clone();
+    if !args.quiet {
+        eprintln!(
+            "run {:?}: {} clients in {} groups, {} publishers, {:?}, target {}, seed {}",
+            name,
+            plan.planned_clients(),
+            plan.groups.len(),
+            plan.publishers.len(),
+            plan.duration,
+            plan.target_name(),
+            plan.seed
+        );
+    }
+    let interrupt = CancellationToken::new();
+    watch_interrupts(interrupt.clone())?;
+    let options = RunOptions { quiet: args.quiet, interrupt };
+    let report = runner::run(plan, options).await.context("the run could not be carried out")?;
+    let folder = crate::report::folder::create(args.out.as_deref(), &name)
+        .context("cannot create the report folder")?;
+    write_run_folder(&folder, &report)
+        .with_context(|| format!("cannot write the report into {}", folder.display()))?;
+    print_summary(&report);
+    println!("report: {}", folder.display());
+    Ok(outcome(&report))
+}
+
+fn token_file(credentials: &CredentialArgs) -> anyhow::Result<Option<Vec<String>>> {
+    let Some(path) = &credentials.token_file else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput(format!("cannot read --token-file {}: {e}", path.display())))?;
+    let tokens = read_tokens(&text);
+    if tokens.is_empty() {
+        return Err(BadInput(format!("--token-file {} holds no tokens", path.display())).into());
+    }
+    Ok(Some(tokens))
+}
+
+/// First Ctrl-C (or SIGTERM): stop the run and write what it has. Second: leave at once.
+fn watch_interrupts(interrupt: CancellationToken) -> anyhow::Result<()> {
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+        eprintln!("\ninterrupted: stopping the clients and writing the report (Ctrl-C again to abort)");
+        interrupt.cancel();
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+        eprintln!("aborted");
+        std::process::exit(130);
+    });
+    Ok(())
+}
+
+fn outcome(report: &RunReport) -> Outcome {
+    if report.interrupted {
+        Outcome::Interrupted
+    } else if !report.valid {
+        Outcome::Untrustworthy
+    } else if report.passed {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
+    }
+}
+
+fn print_summary(report: &RunReport) {
+    let c = &report.counters;
+    let mut err = std::io::stderr().lock();
+    let fanout = report.latency_us.get("fanout").copied().unwrap_or_default();
+    let _ = writeln!(err, "\n{}: {}", report.scenario, verdict(report));
+    let _ = writeln!(
+        err,
+        "  events: {} published, {} delivered ({} expected, {} missing, {} duplicated, {} out of order, {} filter violations, {} after unsubscribe)",
+        c.events_published,
+        c.events_delivered,
+        c.events_expected,
+        c.events_missing,
+        c.events_duplicated,
+        c.events_out_of_order,
+        c.filter_violations,
+        c.events_after_unsubscribe
+    );
+    let _ = writeln!(
+        err,
+        "  connections: {} opened, {} failed, {} auth rejected, {} unexpected closes, {} slow-consumer closes; {} protocol violations",
+        c.connections_opened,
+        c.connections_failed,
+        c.auth_rejected,
+        c.unexpected_closes,
+        c.slow_consumer_closes,
+        c.protocol_violations
+    );
+    let _ = writeln!(
+        err,
+        "  fan-out latency: p50 {}  p99 {}  max {}  ({} deliveries)",
+        format_micros(fanout.p50),
+        format_micros(fanout.p99),
+        format_micros(fanout.max),
+        fanout.count
+    );
+    for reason in &report.harness.reasons {
+        let _ = writeln!(err, "  NOT TRUSTWORTHY: {reason}");
+    }
+    for gate in &report.gates {
+        let _ = writeln!(
+            err,
+            "  gate {}: {} (observed {})",
+            gate.expr,
+            if gate.passed { "pass" } else { "FAIL" },
+            gate.observed
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! `report.md`: a run in a few lines, short enough for a pull-request comment or
+//! `$GITHUB_STEP_SUMMARY`: verdict, gates, delivery counters, latency, what the harness cost.
+
+use std::io::{self, Write};
+
+use super::model::RunReport;
+use crate::util::duration::format_micros;
+
+/// Latency rows shown, in order.
+const LATENCY_ROWS: &[(&str, &str)] = &[
+    ("fanout", "fan-out (publish → each subscriber)"),
+    ("completion", "fan-out completion (publish → last subscriber)"),
+    ("first_event", "first event after (re)subscribe"),
+    ("connect", "connect (→ connection_established)"),
+    ("subscribe", "subscribe (→ subscription_confirmed)"),
+    ("publish_ack", "publish → ack"),
+];
+
+pub fn verdict(report: &RunReport) -> &'static str {
+    if report.interrupted {
+        "INTERRUPTED"
+    } else if !report.valid {
+        "NOT TRUSTWORTHY (the harness was the bottleneck)"
+    } else if report.passed {
+        "PASSED"
+    } else {
+        "FAILED"
+    }
+}
+
+pub fn write_md<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
+    writeln!(w, "## openframe-harness run `{}`: {}", report.scenario, verdict(report))?;
+    writeln!(w)?;
+    if !report.description.is_empty() {
+        writeln!(w, "{}", report.description)?;
+        writeln!(w)?;
+    }
+    writeln!(
+        w,
+        "Target `{}`, seed {}, {:.1} s, peak {} clients, started {}.",
+        report.target, report.seed, report.duration_s, report.peak_clients, report.started_at
+    )?;
+    for reason in &report.harness.reasons {
+        writeln!(w, "\n> **Measurements not trustworthy:** {reason}")?;
+    }
+    if !report.gates.is_empty() {
+        writeln!(w, "\n| gate | observed | |\n|---|---|---|")?;
+        for gate in &report.gates {
+            let mark = if gate.passed { "✅ pass" } else { "❌ FAIL" };
+            writeln!(w, "| `{}` | {} | {mark} |", gate.expr, gate.observed)?;
+        }
+    }
+    let c = &report.counters;
+    writeln!(
+        w,
+        "\n**Delivery:** {} published, {} expected, {} delivered, {} missing, {} duplicated, {} out of order, {} filter violations, {} after unsubscribe, {} uncertain.",
+        c.events_published,
+        c.events_expected,
+        c.events_delivered,
+        c.events_missing,
+        c.events_duplicated,
+        c.events_out_of_order,
+        c.filter_violations,
+        c.events_after_unsubscribe,
+        c.events_uncertain
+    )?;
+    writeln!(
+        w,
+        "**Connections:** {} opened, {} failed, {} auth rejected, {} unexpected closes, {} slow-consumer closes; {} protocol violations.",
+        c.connections_opened,
+        c.connections_failed,
+        c.auth_rejected,
+        c.unexpected_closes,
+        c.slow_consumer_closes,
+        c.protocol_violations
+    )?;
+    writeln!(
+        w,
+        "\n| latency | count | p50 | p90 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|"
+    )?;
+    for (key, label) in LATENCY_ROWS {
+        let Some(s) = report.latency_us.get(*key).filter(|s| s.count > 0) else { continue };
+        writeln!(
+            w,
+            "| {label} | {} | {} | {} | {} | {} | {} |",
+            s.count,
+            format_micros(s.p50),
+            format_micros(s.p90),
+            format_micros(s.p99),
+            format_micros(s.p999),
+            format_micros(s.max)
+        )?;
+    }
+    let h = &report.harness;
+    writeln!(
+        w,
+        "\n**Harness:** {:.1} CPU-s ({:.0} % of the machine), {:.2} µs CPU per delivered event, peak RSS {:.1} MiB{}; loop lag p99 {}.",
+        h.cpu_s,
+        h.cpu_percent,
+        h.cpu_us_per_event,
+        h.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+        if h.server_in_process { " (bundled server included)" } else { "" },
+        report.latency_us.get("loop_lag").map_or("-".to_owned(), |s| format_micros(s.p99)),
+    )?;
+    if !report.samples.is_empty() {
+        writeln!(w, "\n<details><summary>{} samples of what went wrong</summary>\n", report.samples.len())?;
+        for sample in report.samples.iter().take(10) {
+            writeln!(w, "- `{}` ({}, {:.1} s): {}", sample.kind, sample.group, sample.t_s, sample.detail)?;
+        }
+        writeln!(w, "\n</details>")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::GateResult;
+
+    #[test]
+    fn names_the_verdict_gates_and_counters() {
+        let mut report = RunReport::empty("smoke");
+        report.passed = false;
+        report.gates.push(GateResult {
+            name: "x".into(),
+            expr: "counters.events_missing == 0".into(),
+            observed: "3".into(),
+            passed: false,
+        });
+        report.counters.events_missing = 3;
+        let mut out = Vec::new();
+        write_md(&mut out, &report).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("`smoke`: FAILED"));
+        assert!(text.contains("| `counters.events_missing == 0` | 3 | ❌ FAIL |"));
+        assert!(text.contains("3 missing"));
+        assert!(text.lines().count() < 40);
+    }
+}

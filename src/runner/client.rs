@@ -1,0 +1,596 @@
+//! One simulated client: connect, authenticate, subscribe, receive and judge every message,
+//! churn as its group says, close cleanly at the end. One task per client; one loop that takes
+//! the group's churn, stall and credential as values (STYLE rule 4).
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::connect::WsStream;
+use super::content::{mix64, read_tag};
+use super::context::{GroupRuntime, ShardCtx};
+use super::oracle::{ConnectionOracle, Judgement, Phase};
+use crate::metrics::LatencyMetric;
+use crate::protocol::client::{subscribe_json, unsubscribe_json};
+use crate::protocol::{
+    ErrorCode, ObjectView, ServerMessage, Topic, ViolationKind, close, parse_server_message,
+};
+use crate::scenario::plan::Stall;
+
+/// Time to wait for an answer that must come (confirmation, auth verdict, close).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause before reconnecting after a failure or a cut.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The run is over.
+    Stop,
+    /// Churn: close and connect again.
+    Reconnect,
+    /// The target closed it.
+    Cut,
+}
+
+/// Runs client `index` of group `group` until the run stops.
+pub async fn run(ctx: Rc<ShardCtx>, group: usize, index: u64) {
+    let run = &ctx.run;
+    let g = &run.groups[group];
+    let mut rng = ChaCha8Rng::seed_from_u64(mix64(run.plan.seed, group as u32, index));
+    let subject = format!("{}-{index}", g.plan.name);
+    let mut connections = 0u64;
+    loop {
+        if run.stop.is_cancelled() {
+            return;
+        }
+        let started = Instant::now();
+        let token = run.credentials.token(g.plan.credential, &subject, false, index);
+        let receive_buffer = g.plan.stall.and_then(|s| s.socket_buffer_bytes);
+        let connected = tokio::select! {
+            _ = run.stop.cancelled() => return,
+            connected = run.connector.connect(token.as_deref(), g.plan.token_in_query, receive_buffer) => connected,
+        };
+        let mut ws = match connected {
+            Ok(ws) => ws,
+            Err(error) => {
+                ctx.stats.borrow_mut().counters[group].connections_failed += 1;
+                ctx.sample("connection_failed", error.to_string(), "", &g.plan.name);
+                if !pause(&ctx, RETRY_PAUSE).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        connections += 1;
+        let end = if g.plan.credential.is_valid() {
+            match await_established(&ctx, g, &mut ws, started).await {
+                Some(()) => Session::new(&ctx, g, &mut rng, connections > 1).run(&mut ws).await,
+                None => End::Cut,
+            }
+        } else {
+            expect_rejection(&ctx, g, &mut ws).await;
+            End::Reconnect
+        };
+        let wait = match end {
+            End::Stop => return,
+            End::Cut => RETRY_PAUSE,
+            End::Reconnect if g.plan.credential.is_valid() => Duration::ZERO,
+            End::Reconnect => match g.plan.churn.reconnect_every {
+                Some((low, high)) => random_between(&mut rng, low, high),
+                // An auth-storm client without churn tries once and waits for the end.
+                None => {
+                    run.stop.cancelled().await;
+                    return;
+                }
+            },
+        };
+        if !pause(&ctx, wait).await {
+            return;
+        }
+        ctx.stats.borrow_mut().counters[group].reconnects += 1;
+    }
+}
+
+/// Sleeps unless the run stops first; `false` when it stopped.
+async fn pause(ctx: &ShardCtx, wait: Duration) -> bool {
+    tokio::select! {
+        _ = ctx.run.stop.cancelled() => false,
+        _ = sleep(wait) => true,
+    }
+}
+
+fn random_between(rng: &mut ChaCha8Rng, low: Duration, high: Duration) -> Duration {
+    if high <= low {
+        low
+    } else {
+        Duration::from_secs_f64(rng.random_range(low.as_secs_f64()..high.as_secs_f64()))
+    }
+}
+
+/// Waits for `connection_established`; records the connect latency.
+async fn await_established(
+    ctx: &ShardCtx,
+    g: &GroupRuntime,
+    ws: &mut WsStream,
+    started: Instant,
+) -> Option<()> {
+    let group = g.index;
+    let first = tokio::time::timeout(ANSWER_TIMEOUT, next_text(ws)).await.ok().flatten();
+    let mut stats = ctx.stats.borrow_mut();
+    stats.counters[group].connections_opened += 1;
+    let Some(text) = first else {
+        stats.counters[group].unexpected_closes += 1;
+        drop(stats);
+        ctx.sample("no_connection_established", "no first message within 10s", "", &g.plan.name);
+        return None;
+    };
+    match parse_server_message(&text) {
+        Ok(ServerMessage::ConnectionEstablished { .. }) => {
+            stats.histograms.record(LatencyMetric::Connect, started.elapsed().as_micros() as u64);
+            stats.clients_connected += 1;
+            Some(())
+        }
+        Ok(message) => {
+            if message.error_code() == Some(ErrorCode::AuthError) {
+                stats.counters[group].auth_rejected += 1;
+                stats.counters[group].auth_unexpected_rejections += 1;
+            } else {
+                stats.counters[group].protocol_violations += 1;
+            }
+            drop(stats);
+            ctx.sample("not_established", "first message is not connection_established", &text, &g.plan.name);
+            None
+        }
+        Err(violation) => {
+            record_violation(&mut stats, group, violation.kind);
+            drop(stats);
+            ctx.sample("protocol_violation", violation.detail, &text, &g.plan.name);
+            None
+        }
+    }
+}
+
+/// An invalid token must get exactly one `AUTH_ERROR` and a 1008 close (PROTOCOL.md §2).
+async fn expect_rejection(ctx: &ShardCtx, g: &GroupRuntime, ws: &mut WsStream) {
+    let group = g.index;
+    ctx.stats.borrow_mut().counters[group].connections_opened += 1;
+    let first = tokio::time::timeout(ANSWER_TIMEOUT, next_text(ws)).await.ok().flatten();
+    let verdict = first.as_deref().map(parse_server_message);
+    match verdict {
+        Some(Ok(ref m)) if m.error_code() == Some(ErrorCode::AuthError) => {
+            ctx.stats.borrow_mut().counters[group].auth_rejected += 1;
+        }
+        Some(Ok(ServerMessage::ConnectionEstablished { .. })) => {
+            {
+                let counters = &mut ctx.stats.borrow_mut().counters[group];
+                counters.auth_accepted_invalid += 1;
+                counters.protocol_violations += 1;
+            }
+            let _ = tokio::time::timeout(ANSWER_TIMEOUT, ws.close(None)).await;
+            ctx.sample(
+                "auth_accepted_invalid",
+                format!("{:?} token accepted", g.plan.credential),
+                "",
+                &g.plan.name,
+            );
+            return;
+        }
+        _ => {
+            ctx.stats.borrow_mut().counters[group].protocol_violations += 1;
+            let text = first.as_deref().unwrap_or_default();
+            ctx.sample("auth_no_error", "an invalid token did not get AUTH_ERROR first", text, &g.plan.name);
+        }
+    }
+    let code = tokio::time::timeout(ANSWER_TIMEOUT, close_code(ws)).await.ok().flatten();
+    if code != Some(close::POLICY_VIOLATION) {
+        ctx.stats.borrow_mut().counters[group].protocol_violations += 1;
+        ctx.sample("auth_close_code", format!("closed with {code:?}, expected 1008"), "", &g.plan.name);
+    }
+}
+
+/// The next text message, skipping control frames; `None` when the connection ends.
+async fn next_text(ws: &mut WsStream) -> Option<Utf8Bytes> {
+    loop {
+        match ws.next().await? {
+            Ok(Message::Text(text)) => return Some(text),
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Reads to the end; the close code, if a close frame came.
+async fn close_code(ws: &mut WsStream) -> Option<u16> {
+    while let Some(message) = ws.next().await {
+        match message {
+            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn record_violation(stats: &mut crate::metrics::ShardStats, group: usize, kind: ViolationKind) {
+    stats.counters[group].protocol_violations += 1;
+    *stats.violations.entry(kind).or_default() += 1;
+}
+
+/// Where a subscribed connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Subscribing { id: u64 },
+    Active,
+    Unsubscribing { id: u64 },
+    Closing { end: End },
+}
+
+/// A connection past `connection_established`.
+struct Session<'a> {
+    ctx: &'a ShardCtx,
+    g: &'a GroupRuntime,
+    rng: &'a mut ChaCha8Rng,
+    oracle: ConnectionOracle,
+    step: Step,
+    next_id: u64,
+    request_sent: Instant,
+    /// When the current subscription was confirmed, until its first event arrives.
+    awaiting_first_event: Option<Instant>,
+    slow_consumer_error: bool,
+    stalled: bool,
+    /// This connection replaces an earlier one of the same client.
+    reconnected: bool,
+    resubscribed: bool,
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        ctx: &'a ShardCtx,
+        g: &'a GroupRuntime,
+        rng: &'a mut ChaCha8Rng,
+        reconnected: bool,
+    ) -> Session<'a> {
+        Session {
+            ctx,
+            g,
+            rng,
+            oracle: ConnectionOracle::new(g.publishers.len()),
+            step: Step::Active,
+            next_id: 1,
+            request_sent: Instant::now(),
+            awaiting_first_event: None,
+            slow_consumer_error: false,
+            stalled: false,
+            reconnected,
+            resubscribed: false,
+        }
+    }
+
+    fn churn_deadline(&mut self, every: Option<(Duration, Duration)>) -> Option<Instant> {
+        every.map(|(low, high)| Instant::now() + random_between(self.rng, low, high))
+    }
+
+    async fn run(mut self, ws: &mut WsStream) -> End {
+        let run = &self.ctx.run;
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let subscribe = self.subscribe_message();
+        if self.send(ws, subscribe).await.is_err() {
+            return self.cut(None);
+        }
+        let reconnect_at = self.churn_deadline(self.g.plan.churn.reconnect_every).unwrap_or(far);
+        let mut resubscribe_at = far;
+        let mut stall_at = far;
+        let mut close_deadline = far;
+        let end = loop {
+            let closing = matches!(self.step, Step::Closing { .. });
+            tokio::select! {
+                biased;
+                _ = run.stop.cancelled(), if !closing => {
+                    close_deadline = self.begin_close(ws, End::Stop).await;
+                }
+                _ = sleep_until(reconnect_at), if !closing => {
+                    close_deadline = self.begin_close(ws, End::Reconnect).await;
+                }
+                _ = sleep_until(close_deadline), if closing => {
+                    // No close answer in time: what was owed cannot be judged; count it as a cut.
+                    break self.cut(None);
+                }
+                _ = sleep_until(resubscribe_at), if self.step == Step::Active => {
+                    resubscribe_at = far;
+                    self.oracle.on_leave_sent(&self.g.facts, &self.g.publishers);
+                    let id = self.take_id();
+                    self.step = Step::Unsubscribing { id };
+                    self.request_sent = Instant::now();
+                    if self.send(ws, unsubscribe_json(&self.g.plan.topics, Some(&id.to_string()))).await.is_err() {
+                        break self.cut(None);
+                    }
+                }
+                _ = sleep_until(stall_at), if !closing => {
+                    stall_at = far;
+                    self.stall(self.g.plan.stall).await;
+                }
+                message = ws.next() => {
+                    let Some(message) = message else { break self.ended_without_close() };
+                    let outcome = match message {
+                        Ok(Message::Text(text)) => self.on_text(ws, &text).await,
+                        Ok(Message::Binary(data)) => {
+                            self.violation(ViolationKind::BinaryFrame, "binary frame from the server", &format!("{} bytes", data.len()));
+                            Ok(())
+                        }
+                        Ok(Message::Close(frame)) => break self.on_close(frame.map(|f| u16::from(f.code))),
+                        Ok(_) => Ok(()),
+                        Err(_) => break self.ended_without_close(),
+                    };
+                    if outcome.is_err() {
+                        break self.cut(None);
+                    }
+                    if self.step == Step::Active && resubscribe_at == far {
+                        resubscribe_at = self.churn_deadline(self.g.plan.churn.resubscribe_every).unwrap_or(far);
+                        if stall_at == far && !self.stalled {
+                            stall_at = self.g.plan.stall.map_or(far, |s| Instant::now() + s.after);
+                        }
+                    }
+                }
+            }
+        };
+        self.ctx.stats.borrow_mut().clients_connected -= 1;
+        end
+    }
+
+    fn take_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn subscribe_message(&mut self) -> String {
+        let id = self.take_id();
+        self.step = Step::Subscribing { id };
+        self.request_sent = Instant::now();
+        self.oracle.on_subscribe_sent();
+        subscribe_json(&self.g.plan.topics, &self.g.plan.filters, Some(&id.to_string()))
+    }
+
+    async fn send(&mut self, ws: &mut WsStream, text: String) -> Result<(), ()> {
+        tokio::time::timeout(ANSWER_TIMEOUT, ws.send(Message::Text(text.into())))
+            .await
+            .map_err(drop)?
+            .map_err(drop)
+    }
+
+    /// Stops reading for the stall's length (the run's end still interrupts it).
+    async fn stall(&mut self, stall: Option<Stall>) {
+        let Some(stall) = stall else { return };
+        self.stalled = true;
+        tokio::select! {
+            _ = self.ctx.run.stop.cancelled() => {}
+            _ = sleep(stall.length) => {}
+        }
+    }
+
+    /// Sends our close: what is acked by now is owed, and must arrive before the server's close.
+    async fn begin_close(&mut self, ws: &mut WsStream, end: End) -> Instant {
+        self.oracle.on_leave_sent(&self.g.facts, &self.g.publishers);
+        self.step = Step::Closing { end };
+        let frame = CloseFrame { code: close::NORMAL.into(), reason: "".into() };
+        let _ = tokio::time::timeout(ANSWER_TIMEOUT, ws.close(Some(frame))).await;
+        Instant::now() + ANSWER_TIMEOUT
+    }
+
+    async fn on_text(&mut self, ws: &mut WsStream, text: &str) -> Result<(), ()> {
+        let now_us = self.ctx.run.clock.now_us();
+        self.ctx.stats.borrow_mut().bytes_received += text.len() as u64;
+        let message = match parse_server_message(text) {
+            Ok(message) => message,
+            Err(violation) => {
+                self.violation(violation.kind, &violation.detail, text);
+                return Ok(());
+            }
+        };
+        match message {
+            ServerMessage::Event { topic, data, .. } => self.on_event(topic, &data, now_us, text),
+            ServerMessage::SubscriptionConfirmed { topics, id } => match self.step {
+                Step::Subscribing { id: expected }
+                    if id.as_deref() == Some(expected.to_string().as_str()) =>
+                {
+                    if topics != self.g.plan.topics {
+                        self.violation(
+                            ViolationKind::WrongFieldType,
+                            "confirmed topics differ from the subscribe's",
+                            text,
+                        );
+                    }
+                    let mut stats = self.ctx.stats.borrow_mut();
+                    stats
+                        .histograms
+                        .record(LatencyMetric::Subscribe, self.request_sent.elapsed().as_micros() as u64);
+                    drop(stats);
+                    self.oracle.on_subscribed(now_us, &self.g.facts, &self.g.publishers);
+                    // Time to first event is measured for re-subscriptions and reconnects made
+                    // while events flow, not for the first subscription before publishing starts.
+                    if (self.resubscribed || self.reconnected) && self.ctx.run.publishing_since(now_us) {
+                        self.awaiting_first_event = Some(Instant::now());
+                    }
+                    self.step = Step::Active;
+                }
+                // An answer to a request made before we began closing.
+                Step::Closing { .. } => {}
+                _ => self.unexpected("unexpected subscription_confirmed", text),
+            },
+            ServerMessage::UnsubscriptionConfirmed { id, .. } => match self.step {
+                Step::Unsubscribing { id: expected }
+                    if id.as_deref() == Some(expected.to_string().as_str()) =>
+                {
+                    {
+                        let counters = &mut self.ctx.stats.borrow_mut().counters[self.g.index];
+                        self.oracle.on_left(now_us, &self.g.facts, &self.g.publishers, counters);
+                        counters.resubscribes += 1;
+                    }
+                    self.resubscribed = true;
+                    let subscribe = self.subscribe_message();
+                    return self.send(ws, subscribe).await;
+                }
+                Step::Closing { .. } => {}
+                _ => self.unexpected("unexpected unsubscription_confirmed", text),
+            },
+            ServerMessage::Error { code, message, id } => {
+                let answers_request = match self.step {
+                    Step::Subscribing { id: pending } | Step::Unsubscribing { id: pending } => {
+                        id.as_deref() == Some(pending.to_string().as_str())
+                    }
+                    _ => false,
+                };
+                if code == "CONNECTION_ERROR" && message == "slow consumer" {
+                    self.slow_consumer_error = true;
+                } else if answers_request {
+                    self.ctx.stats.borrow_mut().counters[self.g.index].subscribe_failures += 1;
+                    self.ctx.sample(
+                        "subscribe_refused",
+                        format!("{code}: {message}"),
+                        text,
+                        &self.g.plan.name,
+                    );
+                } else if !matches!(self.step, Step::Closing { .. }) {
+                    self.ctx.sample("error_received", format!("{code}: {message}"), text, &self.g.plan.name);
+                }
+            }
+            ServerMessage::ConnectionEstablished { .. } | ServerMessage::PublishAck { .. } => {
+                self.unexpected("a message a subscriber must never get", text);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, topic: Topic, data: &ObjectView<'_>, now_us: u64, text: &str) {
+        let run = &self.ctx.run;
+        let Some(tag) = read_tag(data, run.run_id) else {
+            self.ctx.stats.borrow_mut().counters[self.g.index].foreign_events += 1;
+            return;
+        };
+        let p = tag.publisher as usize;
+        let Some(content) = run.contents.get(p).filter(|c| c.topic == topic) else {
+            self.violation(
+                ViolationKind::UnknownTopic,
+                "event on a topic its publisher does not publish to",
+                text,
+            );
+            return;
+        };
+        if content.mixed_value(tag.seq) != mixed_field(topic, data).as_deref().unwrap_or_default() {
+            self.violation(ViolationKind::InvalidEventData, "event data changed in transit", text);
+        }
+        let group = self.g.index;
+        let mut stats = self.ctx.stats.borrow_mut();
+        stats.counters[group].events_delivered += 1;
+        stats.histograms.record(LatencyMetric::Fanout, now_us.saturating_sub(tag.intended_us));
+        if let Some(slot) =
+            self.ctx.completion.borrow_mut().get_mut(p).and_then(|v| v.get_mut(tag.seq as usize))
+        {
+            *slot = (*slot).max(now_us);
+        }
+        let Some(slot) = self.g.slot_of[p] else {
+            stats.counters[group].filter_violations += 1;
+            drop(stats);
+            self.ctx.sample(
+                "filter_violation",
+                format!("event on topic {topic}, which this client never subscribed to"),
+                text,
+                &self.g.plan.name,
+            );
+            return;
+        };
+        if !self.g.plan.filters.admits_data(data) {
+            stats.counters[group].filter_violations += 1;
+            drop(stats);
+            self.ctx.sample(
+                "filter_violation",
+                "event excluded by the subscription's filters",
+                text,
+                &self.g.plan.name,
+            );
+            return;
+        }
+        let judgement = self.oracle.on_event(slot, p, tag.seq, &self.g.facts, &mut stats.counters[group]);
+        let counts_as_first = matches!(judgement, Judgement::Expected | Judgement::Uncertain)
+            && self.oracle.phase() == Phase::Active;
+        if let Some(since) = self.awaiting_first_event.filter(|_| counts_as_first) {
+            stats.histograms.record(LatencyMetric::FirstEvent, since.elapsed().as_micros() as u64);
+            self.awaiting_first_event = None;
+        }
+        drop(stats);
+        let kind = match judgement {
+            Judgement::Duplicate => "duplicate",
+            Judgement::OutOfOrder => "out_of_order",
+            Judgement::AfterUnsubscribe => "after_unsubscribe",
+            Judgement::Expected | Judgement::Uncertain => return,
+        };
+        self.ctx.sample(kind, format!("publisher {p} seq {}", tag.seq), text, &self.g.plan.name);
+    }
+
+    /// The target closed the connection with `code` while we were not closing.
+    fn on_close(&mut self, code: Option<u16>) -> End {
+        if let Step::Closing { end } = self.step {
+            let now_us = self.ctx.run.clock.now_us();
+            let mut stats = self.ctx.stats.borrow_mut();
+            self.oracle.on_left(now_us, &self.g.facts, &self.g.publishers, &mut stats.counters[self.g.index]);
+            return end;
+        }
+        self.cut(code)
+    }
+
+    /// The stream ended without a close frame (1006).
+    fn ended_without_close(&mut self) -> End {
+        if let Step::Closing { end } = self.step {
+            // Our close was sent and the server hung up: everything queued before it came first.
+            let now_us = self.ctx.run.clock.now_us();
+            let mut stats = self.ctx.stats.borrow_mut();
+            self.oracle.on_left(now_us, &self.g.facts, &self.g.publishers, &mut stats.counters[self.g.index]);
+            return end;
+        }
+        self.cut(Some(close::ABNORMAL))
+    }
+
+    /// A close we did not ask for: a slow-consumer cut when the group stalls, else unexpected.
+    fn cut(&mut self, code: Option<u16>) -> End {
+        self.oracle.on_cut();
+        let slow_group = self.g.plan.stall.is_some();
+        let slow = slow_group
+            && (self.slow_consumer_error
+                || code == Some(close::TRY_AGAIN_LATER)
+                || (self.stalled && code == Some(close::ABNORMAL)));
+        let mut stats = self.ctx.stats.borrow_mut();
+        if slow {
+            stats.counters[self.g.index].slow_consumer_closes += 1;
+        } else {
+            stats.counters[self.g.index].unexpected_closes += 1;
+            drop(stats);
+            let detail = format!(
+                "closed by the target with {}",
+                code.map_or("no close frame".to_owned(), |c| c.to_string())
+            );
+            self.ctx.sample("unexpected_close", detail, "", &self.g.plan.name);
+        }
+        End::Cut
+    }
+
+    fn violation(&self, kind: ViolationKind, detail: &str, text: &str) {
+        record_violation(&mut self.ctx.stats.borrow_mut(), self.g.index, kind);
+        self.ctx.sample("protocol_violation", detail, text, &self.g.plan.name);
+    }
+
+    fn unexpected(&self, detail: &str, text: &str) {
+        self.ctx.stats.borrow_mut().counters[self.g.index].protocol_violations += 1;
+        self.ctx.sample("protocol_violation", detail, text, &self.g.plan.name);
+    }
+}
+
+/// The value of the field the publisher's mix chooses (`severity` for alerts, else `status`).
+fn mixed_field<'a>(topic: Topic, data: &ObjectView<'a>) -> Option<std::borrow::Cow<'a, str>> {
+    data.get_str(if topic == Topic::Alerts { "severity" } else { "status" })
+}

@@ -1,0 +1,145 @@
+//! From the aggregated totals to the run's report: completion times, summaries, what the
+//! harness cost, whether it can be trusted (it was not the bottleneck), and the gates.
+
+use std::time::Duration;
+
+use super::context::RunShared;
+use crate::metrics::LatencyMetric;
+use crate::metrics::aggregator::Totals;
+use crate::metrics::histogram::{encode, summarize};
+use crate::protocol::timestamp::format_rfc3339_millis;
+use crate::report::model::{Environment, GroupReport, HarnessReport, RunReport};
+use crate::util::duration::format_duration;
+use crate::util::process;
+
+/// What the run cost this process.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub cpu: Duration,
+    pub wall: Duration,
+    /// The bundled server ran in this process, so CPU and memory include it.
+    pub server_in_process: bool,
+}
+
+/// Builds the report and judges the gates.
+pub fn report(run: &RunShared, mut totals: Totals, usage: Usage, interrupted: bool) -> RunReport {
+    let plan = &run.plan;
+    record_completion(run, &mut totals);
+    let counters = totals.counters_total();
+    let duration_s =
+        (run.clock.now_us().saturating_sub(run.start_us) as f64 / 1e6).min(plan.duration.as_secs_f64());
+    let mut report = RunReport::empty(&plan.name);
+    report.description = plan.description.clone();
+    report.target = plan.target_name();
+    report.seed = plan.seed;
+    report.interrupted = interrupted;
+    report.started_at = format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_micros(run.start_us));
+    report.duration_s = duration_s;
+    report.peak_clients = totals.peak_clients;
+    report.counters = counters;
+    for metric in LatencyMetric::ALL {
+        let histogram = totals.histograms.get(metric);
+        report.latency_us.insert(metric.name().to_owned(), summarize(histogram));
+        if !histogram.is_empty() {
+            report.histograms.insert(metric.name().to_owned(), encode(histogram));
+        }
+    }
+    let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+    report.throughput.insert("events_published_per_s".into(), per_s(counters.events_published));
+    report.throughput.insert("events_delivered_per_s".into(), per_s(counters.events_delivered));
+    report.throughput.insert("connections_per_s".into(), per_s(counters.connections_opened));
+    report.throughput.insert("bytes_received_per_s".into(), per_s(totals.bytes_received));
+    report.harness = harness_report(run, &totals, usage, counters.events_delivered);
+    report.valid = !report.harness.overloaded;
+    report.groups = plan
+        .groups
+        .iter()
+        .zip(&totals.counters)
+        .map(|(g, c)| GroupReport { name: g.name.clone(), clients: g.count, counters: *c })
+        .chain(totals.counters.last().map(|c| GroupReport {
+            name: "publishers".into(),
+            clients: plan.publishers.len() as u64,
+            counters: *c,
+        }))
+        .collect();
+    report.violations = totals
+        .violations
+        .iter()
+        .map(|(kind, n)| {
+            (
+                serde_json::to_value(kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                *n,
+            )
+        })
+        .collect();
+    report.samples = std::mem::take(&mut totals.samples);
+    report.intervals = std::mem::take(&mut totals.intervals);
+    report.environment = environment();
+    report.scenario_source = plan.source.clone();
+    let judged = serde_json::to_value(&report).unwrap_or_default();
+    report.gates = plan.gates.iter().map(|gate| gate.judge(&judged)).collect();
+    report.passed = report.valid && !interrupted && report.gates.iter().all(|g| g.passed);
+    report
+}
+
+/// Per event: from its intended time to its last receipt anywhere.
+fn record_completion(run: &RunShared, totals: &mut Totals) {
+    for (p, receipts) in totals.completion.iter().enumerate() {
+        let Some(schedule) = run.schedules.get(p) else { continue };
+        for (seq, last) in receipts.iter().enumerate().filter(|(_, last)| **last > 0) {
+            let latency = last.saturating_sub(schedule.time_of(seq as u64));
+            totals.histograms.record(LatencyMetric::Completion, latency);
+        }
+    }
+}
+
+fn harness_report(run: &RunShared, totals: &Totals, usage: Usage, delivered: u64) -> HarnessReport {
+    let cpu_us = usage.cpu.as_micros() as f64;
+    let clients = totals.peak_clients.max(1);
+    let loop_lag = summarize(totals.histograms.get(LatencyMetric::LoopLag));
+    let limit = run.plan.harness.max_loop_lag;
+    let mut reasons = Vec::new();
+    if loop_lag.p99 > limit.as_micros() as u64 {
+        reasons.push(format!(
+            "the harness's event loop ran {} late at p99 (limit {}): its timestamps include its own delay",
+            format_duration(Duration::from_micros(loop_lag.p99)),
+            format_duration(limit)
+        ));
+    }
+    let peak_rss = process::peak_rss_bytes();
+    HarnessReport {
+        threads: run.plan.harness.threads as u64,
+        workers: 1,
+        cpu_s: usage.cpu.as_secs_f64(),
+        cpu_percent: if usage.wall.is_zero() {
+            0.0
+        } else {
+            usage.cpu.as_secs_f64() / usage.wall.as_secs_f64() / process::cpu_count() as f64 * 100.0
+        },
+        peak_rss_bytes: peak_rss,
+        rss_per_client_bytes: peak_rss / clients,
+        cpu_us_per_event: if delivered == 0 { 0.0 } else { cpu_us / delivered as f64 },
+        cpu_us_per_client: cpu_us / clients as f64,
+        bytes_received: totals.bytes_received,
+        bytes_per_event: if delivered == 0 { 0.0 } else { totals.bytes_received as f64 / delivered as f64 },
+        overloaded: !reasons.is_empty(),
+        server_in_process: usage.server_in_process,
+        reasons,
+    }
+}
+
+fn environment() -> Environment {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+    Environment {
+        harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+        hostname,
+        os: format!("{} {kernel}", std::env::consts::OS).trim().to_owned(),
+        cpus: process::cpu_count() as u64,
+        memory_bytes: process::total_memory_bytes(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    }
+}

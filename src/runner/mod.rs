@@ -1,0 +1,224 @@
+//! The scenario runner: executes a [`Plan`] and returns its [`RunReport`].
+//!
+//! - [`content`]: deterministic event contents and admission tables;
+//! - [`clock`]: the run's clock and publishers' open-model schedules;
+//! - [`board`]: what publishers have had answered, read by the oracles;
+//! - [`oracle`]: exact delivery judgement per (subscriber, publisher);
+//! - [`credentials`], [`connect`]: tokens and connections;
+//! - [`client`], [`publisher`]: the simulated participants;
+//! - [`context`], [`shard`]: shared state and the per-thread shards that run the participants;
+//! - [`finish`]: turning the aggregated totals into the report.
+//!
+//! Flow: plan → (bundled server when there is no target) → preflight → shards (clients and
+//! publishers) → aggregator (per-second intervals, progress) → finish (report, validity, gates).
+
+pub mod board;
+pub mod client;
+pub mod clock;
+pub mod connect;
+pub mod content;
+pub mod context;
+pub mod credentials;
+pub mod finish;
+pub mod oracle;
+pub mod publisher;
+pub mod shard;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use board::PublisherBoard;
+use clock::{RunClock, Schedule};
+use connect::{ConnectError, Connector};
+use content::ContentModel;
+use context::RunShared;
+use credentials::Credentials;
+use shard::ShardAssignment;
+
+use crate::metrics::aggregator::{self, AggregatorConfig};
+use crate::report::model::RunReport;
+use crate::scenario::Plan;
+use crate::scenario::plan::TargetPlan;
+use crate::server::{self, ServerConfig, ServerHandle};
+use crate::util::process;
+
+/// Why a run could not be carried out (exit code 3).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("target {target} is unreachable: {source}")]
+    Unreachable { target: String, source: ConnectError },
+    #[error("cannot start the bundled server: {0}")]
+    EmbeddedServer(#[from] server::ServerError),
+    #[error("preflight: {0}")]
+    Preflight(String),
+    #[error("cannot start a shard thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// How the run is driven from outside.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// No progress lines.
+    pub quiet: bool,
+    /// Cancelled on Ctrl-C: the run stops early and reports what it has.
+    pub interrupt: CancellationToken,
+}
+
+/// Runs `plan` to its end (or its interruption) and reports.
+pub async fn run(plan: Plan, options: RunOptions) -> Result<RunReport, RunError> {
+    let embedded = start_embedded(&plan).await?;
+    let result = run_against(plan, options, embedded.as_ref()).await;
+    if let Some(server) = embedded {
+        server.shutdown().await;
+    }
+    result
+}
+
+async fn start_embedded(plan: &Plan) -> Result<Option<ServerHandle>, RunError> {
+    let TargetPlan::Embedded { faults, queue } = &plan.target else { return Ok(None) };
+    let config = ServerConfig {
+        jwt_secret: match &plan.credentials {
+            crate::scenario::plan::CredentialSource::Secret(secret) => secret.clone(),
+            crate::scenario::plan::CredentialSource::Tokens(_) => ServerConfig::default().jwt_secret,
+        },
+        faults: faults.clone(),
+        outbound_queue: queue.unwrap_or(ServerConfig::default().outbound_queue),
+        ..ServerConfig::default()
+    };
+    Ok(Some(server::start("127.0.0.1:0".parse().expect("a valid address"), config).await?))
+}
+
+/// File descriptors a run needs in this process: a socket per client and publisher, and the
+/// server's end of each when the bundled server shares the process.
+pub fn descriptors_needed(plan: &Plan) -> u64 {
+    let sockets = plan.planned_clients() + plan.publishers.len() as u64;
+    let factor = if matches!(plan.target, TargetPlan::Embedded { .. }) { 2 } else { 1 };
+    sockets * factor + 64
+}
+
+fn preflight(plan: &Plan) -> Result<(), RunError> {
+    let needed = descriptors_needed(plan);
+    let limit = process::raise_open_files_limit();
+    if needed > limit {
+        let (_, hard) = process::open_files_limit();
+        return Err(RunError::Preflight(format!(
+            "this scenario needs {needed} open files in one process and the limit is {limit} (hard limit {hard}); \
+             reduce the client counts, or run against an external target (the bundled server doubles the sockets)"
+        )));
+    }
+    Ok(())
+}
+
+async fn run_against(
+    plan: Plan,
+    options: RunOptions,
+    embedded: Option<&ServerHandle>,
+) -> Result<RunReport, RunError> {
+    preflight(&plan)?;
+    let (ws_url, http_url) = match (&plan.target, embedded) {
+        (TargetPlan::External { ws_url, http_url }, _) => (ws_url.clone(), http_url.clone()),
+        (TargetPlan::Embedded { .. }, Some(server)) => (server.ws_url(), server.http_url()),
+        (TargetPlan::Embedded { .. }, None) => {
+            unreachable!("the bundled server is started for an embedded target")
+        }
+    };
+    let unreachable = |source| RunError::Unreachable { target: ws_url.clone(), source };
+    let connector = Connector::new(&ws_url, plan.harness.connect_timeout).await.map_err(unreachable)?;
+    connector.tcp(None).await.map_err(unreachable)?;
+
+    let clock = RunClock::new();
+    // Give the shards a moment to start before the first client is due.
+    let start_us = clock.now_us() + 200_000;
+    let run_id = rand::random::<u32>() & 0x7FFF_FFFF;
+    let schedules: Arc<[Schedule]> = plan
+        .publishers
+        .iter()
+        .map(|p| Schedule {
+            start_us: start_us + p.start.as_micros() as u64,
+            rate_per_s: p.rate_per_s,
+            events: p.planned_events(),
+        })
+        .collect();
+    let contents: Vec<ContentModel> =
+        plan.publishers.iter().map(|p| ContentModel::new(p, plan.seed, run_id)).collect();
+    let board = Arc::new(PublisherBoard::new(plan.publishers.len()));
+    let groups = RunShared::group_runtimes(&plan, &board, &schedules, &contents);
+    let shards = plan.harness.threads;
+    let assignments = assign(&plan, shards);
+    let stop = CancellationToken::new();
+    let credentials = Credentials::new(plan.credentials.clone(), plan.token_ttl);
+    let run = Arc::new(RunShared {
+        plan,
+        run_id,
+        clock,
+        start_us,
+        connector,
+        http_url,
+        credentials,
+        board,
+        schedules,
+        contents,
+        groups,
+        stop: stop.clone(),
+    });
+
+    let (reports_tx, reports_rx) = mpsc::channel(shards * 4);
+    let aggregator_config = AggregatorConfig {
+        shards,
+        groups: run.plan.groups.len(),
+        planned_clients: run.plan.planned_clients(),
+        duration_s: run.plan.duration.as_secs_f64(),
+        quiet: options.quiet,
+    };
+    let aggregator = tokio::spawn(aggregator::run(aggregator_config, reports_rx));
+    let cpu_before = process::cpu_time();
+    let wall_start = Instant::now();
+    let mut threads = Vec::with_capacity(shards);
+    for assignment in assignments {
+        threads
+            .push(shard::spawn(Arc::clone(&run), assignment, reports_tx.clone()).map_err(RunError::Thread)?);
+    }
+    drop(reports_tx);
+
+    let end = run.clock.instant_at(start_us) + run.plan.duration;
+    let interrupted = tokio::select! {
+        _ = tokio::time::sleep_until(end.into()) => false,
+        _ = options.interrupt.cancelled() => true,
+    };
+    stop.cancel();
+    let totals = aggregator.await.unwrap_or_default();
+    for thread in threads {
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+    let usage = finish::Usage {
+        cpu: process::cpu_time().saturating_sub(cpu_before),
+        wall: wall_start.elapsed(),
+        server_in_process: embedded.is_some(),
+    };
+    Ok(finish::report(&run, totals, usage, interrupted))
+}
+
+/// Deals clients and publishers to shards round robin, clients in connect order.
+fn assign(plan: &Plan, shards: usize) -> Vec<ShardAssignment> {
+    let mut assignments: Vec<ShardAssignment> =
+        (0..shards).map(|index| ShardAssignment { index, ..ShardAssignment::default() }).collect();
+    let mut clients: Vec<(usize, u64, Duration)> = plan
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, group)| {
+            (0..group.count).map(move |i| (g, i, group.start_after + group.arrival.offset(i, group.count)))
+        })
+        .collect();
+    clients.sort_by_key(|(_, _, offset)| *offset);
+    for (n, client) in clients.into_iter().enumerate() {
+        assignments[n % shards].clients.push(client);
+    }
+    for p in 0..plan.publishers.len() {
+        assignments[p % shards].publishers.push(p);
+    }
+    assignments
+}
