@@ -226,10 +226,18 @@ fn record_violation(stats: &mut crate::metrics::ShardStats, group: usize, kind: 
 /// Where a subscribed connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
-    Subscribing { id: u64 },
+    Subscribing {
+        id: u64,
+    },
     Active,
-    Unsubscribing { id: u64 },
-    Closing { end: End },
+    Unsubscribing {
+        id: u64,
+    },
+    /// Unsubscribed; subscribing again at `resume_at`.
+    Unsubscribed,
+    Closing {
+        end: End,
+    },
 }
 
 /// A connection past `connection_established`.
@@ -245,6 +253,8 @@ struct Session<'a> {
     awaiting_first_event: Option<Instant>,
     slow_consumer_error: bool,
     stalled: bool,
+    /// When an unsubscribed connection subscribes again.
+    resume_at: Instant,
     /// This connection replaces an earlier one of the same client.
     reconnected: bool,
     resubscribed: bool,
@@ -270,6 +280,7 @@ impl<'a> Session<'a> {
             stalled: false,
             reconnected,
             resubscribed: false,
+            resume_at: Instant::now(),
         }
     }
 
@@ -312,25 +323,27 @@ impl<'a> Session<'a> {
                         break self.cut(None);
                     }
                 }
+                _ = sleep_until(self.resume_at), if self.step == Step::Unsubscribed => {
+                    let subscribe = self.subscribe_message();
+                    if self.send(ws, subscribe).await.is_err() {
+                        break self.cut(None);
+                    }
+                }
                 _ = sleep_until(stall_at), if !closing => {
                     stall_at = far;
                     self.stall(self.g.plan.stall).await;
                 }
                 message = ws.next() => {
                     let Some(message) = message else { break self.ended_without_close() };
-                    let outcome = match message {
-                        Ok(Message::Text(text)) => self.on_text(ws, &text).await,
+                    match message {
+                        Ok(Message::Text(text)) => self.on_text(&text),
                         Ok(Message::Binary(data)) => {
                             self.violation(ViolationKind::BinaryFrame, "binary frame from the server", &format!("{} bytes", data.len()));
-                            Ok(())
                         }
                         Ok(Message::Close(frame)) => break self.on_close(frame.map(|f| u16::from(f.code))),
-                        Ok(_) => Ok(()),
+                        Ok(_) => {}
                         Err(_) => break self.ended_without_close(),
                     };
-                    if outcome.is_err() {
-                        break self.cut(None);
-                    }
                     if self.step == Step::Active && resubscribe_at == far {
                         resubscribe_at = self.churn_deadline(self.g.plan.churn.resubscribe_every).unwrap_or(far);
                         if stall_at == far && !self.stalled {
@@ -383,14 +396,14 @@ impl<'a> Session<'a> {
         Instant::now() + ANSWER_TIMEOUT
     }
 
-    async fn on_text(&mut self, ws: &mut WsStream, text: &str) -> Result<(), ()> {
+    fn on_text(&mut self, text: &str) {
         let now_us = self.ctx.run.clock.now_us();
         self.ctx.stats.borrow_mut().bytes_received += text.len() as u64;
         let message = match parse_server_message(text) {
             Ok(message) => message,
             Err(violation) => {
                 self.violation(violation.kind, &violation.detail, text);
-                return Ok(());
+                return;
             }
         };
         match message {
@@ -433,8 +446,8 @@ impl<'a> Session<'a> {
                         counters.resubscribes += 1;
                     }
                     self.resubscribed = true;
-                    let subscribe = self.subscribe_message();
-                    return self.send(ws, subscribe).await;
+                    self.step = Step::Unsubscribed;
+                    self.resume_at = Instant::now() + self.g.plan.churn.resubscribe_pause;
                 }
                 Step::Closing { .. } => {}
                 _ => self.unexpected("unexpected unsubscription_confirmed", text),
@@ -464,7 +477,6 @@ impl<'a> Session<'a> {
                 self.unexpected("a message a subscriber must never get", text);
             }
         }
-        Ok(())
     }
 
     fn on_event(&mut self, topic: Topic, data: &ObjectView<'_>, now_us: u64, text: &str) {

@@ -59,6 +59,9 @@ struct Tracker {
     certain_until: u64,
     /// After leaving: seqs at or above this were certainly sent after the leave was confirmed.
     forbidden_from: u64,
+    /// Owed seqs above `max_seen` that were counted missing when the leave was answered; one
+    /// of them arriving later was reordered behind the answer, not lost.
+    late_owed: (u64, u64),
 }
 
 impl Default for Tracker {
@@ -70,6 +73,7 @@ impl Default for Tracker {
             counted_missing: 0,
             certain_until: 0,
             forbidden_from: NONE,
+            late_owed: (0, 0),
         }
     }
 }
@@ -137,6 +141,8 @@ impl ConnectionOracle {
         for (t, &p) in self.trackers.iter_mut().zip(slots) {
             if closing {
                 let until = t.certain_until;
+                let above_seen = if t.max_seen == NONE { 0 } else { t.max_seen + 1 };
+                t.late_owed = (t.cursor.max(above_seen), until);
                 count_missing(t, p, until, facts, c);
                 t.cursor = t.cursor.max(until);
             }
@@ -164,11 +170,14 @@ impl ConnectionOracle {
         if t.max_seen != NONE && seq <= t.max_seen {
             return late_arrival(t, seq, c);
         }
-        let shift = if t.max_seen == NONE { WINDOW } else { seq - t.max_seen };
-        t.seen = if shift >= WINDOW { 0 } else { t.seen << shift };
-        t.counted_missing = if shift >= WINDOW { 0 } else { t.counted_missing << shift };
-        t.seen |= 1;
-        t.max_seen = seq;
+        if phase == Phase::Left && (t.late_owed.0..t.late_owed.1).contains(&seq) {
+            // Owed before the leave was answered, counted missing then, and here it is after.
+            c.events_missing -= 1;
+            c.events_out_of_order += 1;
+            advance(t, seq);
+            return Judgement::OutOfOrder;
+        }
+        advance(t, seq);
         let judgement = match phase {
             Phase::Active if seq >= t.cursor => {
                 count_missing(t, p, seq, facts, c);
@@ -191,6 +200,15 @@ impl ConnectionOracle {
         }
         judgement
     }
+}
+
+/// Makes `seq`, above every seq seen so far, the highest seen.
+fn advance(t: &mut Tracker, seq: u64) {
+    let shift = if t.max_seen == NONE { WINDOW } else { seq - t.max_seen };
+    t.seen = if shift >= WINDOW { 0 } else { t.seen << shift };
+    t.counted_missing = if shift >= WINDOW { 0 } else { t.counted_missing << shift };
+    t.seen |= 1;
+    t.max_seen = seq;
 }
 
 /// An event at or below the highest seq seen: a duplicate or a late (out-of-order) arrival.
@@ -369,6 +387,20 @@ mod tests {
         o.on_leave_sent(&f, &[0]);
         o.on_left(20_000, &f, &[0], &mut c);
         assert_eq!(c.events_missing, 2, "12 was owed too");
+    }
+
+    #[test]
+    fn an_owed_event_arriving_after_the_leave_answer_is_late_not_lost() {
+        let (f, mut c) = (all(), Counters::default());
+        let mut o = subscribed(0, &f);
+        receive(&mut o, 0..3, &f, &mut c);
+        f.answered.set(5);
+        o.on_leave_sent(&f, &[0]);
+        receive(&mut o, [3], &f, &mut c);
+        o.on_left(6_000, &f, &[0], &mut c);
+        assert_eq!(c.events_missing, 1, "4 was owed before the answer");
+        receive(&mut o, [4], &f, &mut c);
+        assert_eq!((c.events_missing, c.events_out_of_order, c.events_expected), (0, 1, 5));
     }
 
     #[test]

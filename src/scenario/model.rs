@@ -99,6 +99,9 @@ pub struct ClientGroupSpec {
 pub struct ChurnSpec {
     pub reconnect_every: Option<RangeValue>,
     pub resubscribe_every: Option<RangeValue>,
+    /// Time between an `unsubscription_confirmed` and the next subscribe (default 200ms):
+    /// events sent in this window must not arrive.
+    pub resubscribe_pause: Option<DurationValue>,
 }
 
 #[derive(Debug, Deserialize)]

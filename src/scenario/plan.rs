@@ -121,6 +121,7 @@ impl Credential {
 pub struct Churn {
     pub reconnect_every: Option<(Duration, Duration)>,
     pub resubscribe_every: Option<(Duration, Duration)>,
+    pub resubscribe_pause: Duration,
 }
 
 /// A slow consumer: stops reading for a while.
@@ -429,9 +430,15 @@ fn group(spec: &ClientGroupSpec, span: Range<usize>, duration: Duration) -> Resu
         }
     };
     let range = |r: Option<RangeValue>| r.map(|RangeValue(low, high)| (low, high));
-    let churn = spec.churn.as_ref().map_or(Churn { reconnect_every: None, resubscribe_every: None }, |c| {
-        Churn { reconnect_every: range(c.reconnect_every), resubscribe_every: range(c.resubscribe_every) }
-    });
+    let default_pause = Duration::from_millis(200);
+    let churn = spec.churn.as_ref().map_or(
+        Churn { reconnect_every: None, resubscribe_every: None, resubscribe_pause: default_pause },
+        |c| Churn {
+            reconnect_every: range(c.reconnect_every),
+            resubscribe_every: range(c.resubscribe_every),
+            resubscribe_pause: c.resubscribe_pause.map_or(default_pause, |d| d.0),
+        },
+    );
     let stall = spec.read.as_ref().map(|r| Stall {
         after: r.stall_after.0,
         length: r.stall_for.0,

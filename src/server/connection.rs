@@ -30,6 +30,10 @@ use crate::protocol::{ClientMessage, ErrorCode, close, parse_client_message, tim
 
 /// How long the server waits for a close handshake, and at most for a last error message.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How every event frame the server writes begins (`server_message::event_json`).
+const EVENT_PREFIX: &str = r#"{"type":"event""#;
+/// Longest a `reorder` fault holds an event back when no later event comes to overtake it.
+const HOLD_BACK_LIMIT: Duration = Duration::from_millis(20);
 /// Frames taken from the outbound queue per write.
 const WRITE_BATCH: usize = 128;
 
@@ -174,6 +178,13 @@ impl<'a> Session<'a> {
                         return end;
                     }
                 }
+                _ = tokio::time::sleep(HOLD_BACK_LIMIT), if self.held_back.is_some() => {
+                    if let Some(held) = self.held_back.take() {
+                        if let Err(end) = self.guarded(ws.send(Message::Text(held))).await {
+                            return end;
+                        }
+                    }
+                }
                 _ = self.queue.recv_many(&mut batch, WRITE_BATCH) => {
                     if let Err(end) = self.write_batch(ws, &mut batch).await {
                         return end;
@@ -286,7 +297,13 @@ impl<'a> Session<'a> {
             return self.guarded(write).await;
         }
         for frame in std::mem::take(batch) {
-            match self.dice.action(faults) {
+            // Delivery faults break events only; answers to requests stay correct.
+            let action = if frame.as_str().starts_with(EVENT_PREFIX) {
+                self.dice.action(faults)
+            } else {
+                WriteAction::Write
+            };
+            match action {
                 WriteAction::Write => self.guarded(ws.feed(Message::Text(frame))).await?,
                 WriteAction::Drop => {}
                 WriteAction::Duplicate => {
