@@ -104,6 +104,9 @@ pub struct ServeArgs {
     /// Connections beyond this get CONNECTION_ERROR and close 1013.
     #[arg(long, default_value_t = 1_000_000)]
     pub max_connections: usize,
+    /// Kernel send buffer per connection in bytes (SO_SNDBUF) [default: the OS's autotuning].
+    #[arg(long, value_name = "BYTES")]
+    pub socket_send_buffer: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
         status_interval: Some(args.status_interval).filter(|d| !d.is_zero()),
         outbound_queue: args.queue,
         max_connections: args.max_connections,
+        socket_send_buffer: args.socket_send_buffer,
         faults,
         ..ServerConfig::default()
     };

@@ -21,6 +21,8 @@ pub struct Totals {
     /// Per client group; publishers in the last slot.
     pub counters: Vec<Counters>,
     pub histograms: Histograms,
+    /// Fan-out latency per client group.
+    pub group_fanout: Vec<super::histogram::Latency>,
     pub intervals: Vec<Interval>,
     pub violations: BTreeMap<ViolationKind, u64>,
     pub samples: Vec<Sample>,
@@ -104,6 +106,12 @@ fn fold_into_totals(totals: &mut Totals, report: &ShardReport) {
         *total += part;
     }
     totals.histograms.merge(&report.histograms);
+    if totals.group_fanout.len() < report.group_fanout.len() {
+        totals.group_fanout.resize_with(report.group_fanout.len(), super::histogram::new_histogram);
+    }
+    for (total, part) in totals.group_fanout.iter_mut().zip(&report.group_fanout) {
+        super::histogram::merge(total, part);
+    }
     for (kind, n) in &report.violations {
         *totals.violations.entry(*kind).or_default() += n;
     }

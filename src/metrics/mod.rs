@@ -119,6 +119,8 @@ pub struct ShardStats {
     pub histograms: Histograms,
     pub violations: BTreeMap<ViolationKind, u64>,
     pub samples: Vec<Sample>,
+    /// Fan-out latency per client group, so a gate can hold one group to a bound.
+    pub group_fanout: Vec<Latency>,
     /// Clients currently connected and past `connection_established` (a gauge, not a delta).
     pub clients_connected: u64,
     pub bytes_received: u64,
@@ -126,7 +128,20 @@ pub struct ShardStats {
 
 impl ShardStats {
     pub fn new(groups: usize) -> ShardStats {
-        ShardStats { counters: vec![Counters::default(); groups + 1], ..ShardStats::default() }
+        ShardStats {
+            counters: vec![Counters::default(); groups + 1],
+            group_fanout: (0..groups).map(|_| new_histogram()).collect(),
+            ..ShardStats::default()
+        }
+    }
+
+    /// Records a delivery's fan-out latency, run-wide and for its group.
+    #[inline]
+    pub fn record_fanout(&mut self, group: usize, micros: u64) {
+        self.histograms.record(LatencyMetric::Fanout, micros);
+        if let Some(histogram) = self.group_fanout.get_mut(group) {
+            record(histogram, micros);
+        }
     }
 
     /// Keeps `sample` unless this kind already has enough.
@@ -144,6 +159,15 @@ impl ShardStats {
             interval,
             counters: std::mem::replace(&mut self.counters, vec![Counters::default(); groups]),
             histograms: self.histograms.take(),
+            group_fanout: self
+                .group_fanout
+                .iter_mut()
+                .map(|h| {
+                    let taken = h.clone();
+                    h.reset();
+                    taken
+                })
+                .collect(),
             violations: std::mem::take(&mut self.violations),
             samples: std::mem::take(&mut self.samples),
             clients_connected: self.clients_connected,
@@ -162,6 +186,7 @@ pub struct ShardReport {
     pub interval: u64,
     pub counters: Vec<Counters>,
     pub histograms: Histograms,
+    pub group_fanout: Vec<Latency>,
     pub violations: BTreeMap<ViolationKind, u64>,
     pub samples: Vec<Sample>,
     pub clients_connected: u64,

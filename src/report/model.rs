@@ -178,6 +178,19 @@ pub struct GroupReport {
     pub name: String,
     pub clients: u64,
     pub counters: Counters,
+    /// `fanout` for client groups.
+    pub latency_us: BTreeMap<String, LatencySummary>,
+}
+
+impl GroupReport {
+    /// An empty report for group `name`: the shape group gate paths are checked against.
+    pub fn template(name: &str) -> GroupReport {
+        GroupReport {
+            name: name.to_owned(),
+            latency_us: [("fanout".to_owned(), LatencySummary::default())].into_iter().collect(),
+            ..GroupReport::default()
+        }
+    }
 }
 
 /// The whole `report.json` of a `run`.

@@ -500,7 +500,7 @@ impl<'a> Session<'a> {
         let group = self.g.index;
         let mut stats = self.ctx.stats.borrow_mut();
         stats.counters[group].events_delivered += 1;
-        stats.histograms.record(LatencyMetric::Fanout, now_us.saturating_sub(tag.intended_us));
+        stats.record_fanout(group, now_us.saturating_sub(tag.intended_us));
         if let Some(slot) =
             self.ctx.completion.borrow_mut().get_mut(p).and_then(|v| v.get_mut(tag.seq as usize))
         {

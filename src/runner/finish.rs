@@ -55,11 +55,22 @@ pub fn report(run: &RunShared, mut totals: Totals, usage: Usage, interrupted: bo
         .groups
         .iter()
         .zip(&totals.counters)
-        .map(|(g, c)| GroupReport { name: g.name.clone(), clients: g.count, counters: *c })
+        .enumerate()
+        .map(|(i, (g, c))| GroupReport {
+            name: g.name.clone(),
+            clients: g.count,
+            counters: *c,
+            latency_us: totals
+                .group_fanout
+                .get(i)
+                .map(|h| [("fanout".to_owned(), summarize(h))].into_iter().collect())
+                .unwrap_or_default(),
+        })
         .chain(totals.counters.last().map(|c| GroupReport {
             name: "publishers".into(),
             clients: plan.publishers.len() as u64,
             counters: *c,
+            latency_us: Default::default(),
         }))
         .collect();
     report.violations = totals

@@ -78,7 +78,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunReport, RunError>
 }
 
 async fn start_embedded(plan: &Plan) -> Result<Option<ServerHandle>, RunError> {
-    let TargetPlan::Embedded { faults, queue } = &plan.target else { return Ok(None) };
+    let TargetPlan::Embedded { faults, queue, socket_send_buffer } = &plan.target else { return Ok(None) };
     let config = ServerConfig {
         jwt_secret: match &plan.credentials {
             crate::scenario::plan::CredentialSource::Secret(secret) => secret.clone(),
@@ -86,6 +86,7 @@ async fn start_embedded(plan: &Plan) -> Result<Option<ServerHandle>, RunError> {
         },
         faults: faults.clone(),
         outbound_queue: queue.unwrap_or(ServerConfig::default().outbound_queue),
+        socket_send_buffer: *socket_send_buffer,
         ..ServerConfig::default()
     };
     Ok(Some(server::start("127.0.0.1:0".parse().expect("a valid address"), config).await?))

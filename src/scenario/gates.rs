@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::report::model::{GateResult, RunReport};
+use crate::report::model::{GateResult, GroupReport, RunReport};
 use crate::util::duration::{format_micros, parse_duration};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,15 +58,20 @@ pub struct Gate {
 
 impl Gate {
     /// Parses `metric` and `condition` (e.g. `"< 100ms"`); errors say what was expected.
-    pub fn parse(metric: &str, condition: &str) -> Result<Gate, String> {
+    /// `groups` are the scenario's client groups, which `groups.<name>.…` paths may name.
+    pub fn parse(metric: &str, condition: &str, groups: &[&str]) -> Result<Gate, String> {
         let path = report_path(metric);
-        let template = serde_json::to_value(RunReport::empty("")).unwrap_or(Value::Null);
+        let mut template = RunReport::empty("");
+        template.groups = groups.iter().map(|name| GroupReport::template(name)).collect();
+        let template = serde_json::to_value(template).unwrap_or(Value::Null);
         if !lookup(&template, &path).is_some_and(Value::is_number) {
             return Err(format!(
                 "unknown metric {metric:?}: expected a numeric field of report.json such as \
-                 latency.fanout.p99, counters.events_missing, throughput.events_delivered_per_s \
-                 (latency metrics: {}; stats: count, min, p50, p90, p99, p999, max, mean)",
-                crate::metrics::LatencyMetric::ALL.map(|m| m.name()).join(", ")
+                 latency.fanout.p99, counters.events_missing, throughput.events_delivered_per_s, \
+                 groups.<group>.latency.fanout.p99 or groups.<group>.counters.events_missing \
+                 (latency metrics: {}; stats: count, min, p50, p90, p99, p999, max, mean; groups: {})",
+                crate::metrics::LatencyMetric::ALL.map(|m| m.name()).join(", "),
+                groups.join(", ")
             ));
         }
         let condition = condition.trim();
@@ -83,7 +88,7 @@ impl Gate {
         .ok_or_else(|| {
             format!("invalid gate condition {condition:?}: expected OP VALUE with OP one of < <= > >= == !=")
         })?;
-        let is_latency = path.first().is_some_and(|p| p == "latency_us");
+        let is_latency = path.iter().any(|p| p == "latency_us");
         let threshold = if is_latency {
             parse_duration(rest)
                 .map(|d| d.as_micros() as f64)
@@ -106,7 +111,7 @@ impl Gate {
     pub fn judge(&self, report: &Value) -> GateResult {
         let path = report_path(&self.metric);
         let observed = lookup(report, &path).and_then(Value::as_f64);
-        let is_latency = path.first().is_some_and(|p| p == "latency_us");
+        let is_latency = path.iter().any(|p| p == "latency_us");
         let (observed_text, passed) = match observed {
             Some(v) if is_latency => (format_micros(v as u64), self.comparison.holds(v, self.threshold)),
             Some(v) => (format_number(v), self.comparison.holds(v, self.threshold)),
@@ -116,17 +121,24 @@ impl Gate {
     }
 }
 
-/// `latency.x.y` is `latency_us.x.y` in the report; other paths are as written.
+/// `latency.x.y` is `latency_us.x.y` in the report (also under a group); the rest is as written.
 fn report_path(metric: &str) -> Vec<String> {
-    let mut parts: Vec<String> = metric.split('.').map(str::to_owned).collect();
-    if parts.first().is_some_and(|p| p == "latency") {
-        parts[0] = "latency_us".to_owned();
-    }
-    parts
+    metric.split('.').map(|part| if part == "latency" { "latency_us" } else { part }.to_owned()).collect()
 }
 
+/// Walks `path`; under `groups`, the next part names a group rather than an index.
 fn lookup<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
-    path.iter().try_fold(value, |v, key| v.get(key))
+    let mut current = value;
+    let mut parts = path.iter();
+    while let Some(key) = parts.next() {
+        current = current.get(key)?;
+        if key == "groups" && current.is_array() {
+            let name = parts.next()?;
+            current =
+                current.as_array()?.iter().find(|g| g.get("name").and_then(Value::as_str) == Some(name))?;
+        }
+    }
+    Some(current)
 }
 
 fn format_number(v: f64) -> String {
@@ -139,22 +151,35 @@ mod tests {
 
     #[test]
     fn parses_latency_and_counter_gates() {
-        let g = Gate::parse("latency.fanout.p99", "< 100ms").unwrap();
+        let g = Gate::parse("latency.fanout.p99", "< 100ms", &[]).unwrap();
         assert_eq!((g.comparison, g.threshold), (Comparison::Less, 100_000.0));
         assert_eq!(g.expr(), "latency.fanout.p99 < 100ms");
-        let g = Gate::parse("counters.events_missing", "== 0").unwrap();
+        let g = Gate::parse("counters.events_missing", "== 0", &[]).unwrap();
         assert_eq!((g.comparison, g.threshold), (Comparison::Equal, 0.0));
-        assert!(Gate::parse("throughput.events_delivered_per_s", ">= 1000").is_ok());
+        assert!(Gate::parse("throughput.events_delivered_per_s", ">= 1000", &[]).is_ok());
     }
 
     #[test]
     fn refuses_unknown_metrics_and_bad_conditions() {
-        assert!(Gate::parse("latency.fanout.p98", "< 1ms").unwrap_err().contains("unknown metric"));
-        assert!(Gate::parse("counters.nope", "== 0").is_err());
-        assert!(Gate::parse("scenario", "== 0").is_err(), "not numeric");
-        assert!(Gate::parse("counters.events_missing", "about 0").is_err());
-        assert!(Gate::parse("latency.fanout.p99", "< 100").is_err(), "latency needs a unit");
-        assert!(Gate::parse("counters.events_missing", "== many").is_err());
+        assert!(Gate::parse("latency.fanout.p98", "< 1ms", &[]).unwrap_err().contains("unknown metric"));
+        assert!(Gate::parse("counters.nope", "== 0", &[]).is_err());
+        assert!(Gate::parse("scenario", "== 0", &[]).is_err(), "not numeric");
+        assert!(Gate::parse("counters.events_missing", "about 0", &[]).is_err());
+        assert!(Gate::parse("latency.fanout.p99", "< 100", &[]).is_err(), "latency needs a unit");
+        assert!(Gate::parse("counters.events_missing", "== many", &[]).is_err());
+    }
+
+    #[test]
+    fn group_paths_name_a_group_of_the_scenario() {
+        let gate = Gate::parse("groups.fast.latency.fanout.p99", "< 50ms", &["fast", "slow"]).unwrap();
+        assert!(Gate::parse("groups.nope.latency.fanout.p99", "< 50ms", &["fast"]).is_err());
+        let mut report = RunReport::empty("x");
+        let mut fast = GroupReport::template("fast");
+        fast.latency_us.get_mut("fanout").unwrap().p99 = 60_000;
+        report.groups.push(fast);
+        let result = gate.judge(&serde_json::to_value(&report).unwrap());
+        assert!(!result.passed);
+        assert_eq!(result.observed, "60.0ms");
     }
 
     #[test]
@@ -163,10 +188,10 @@ mod tests {
         report.latency_us.get_mut("fanout").unwrap().p99 = 3_100;
         report.counters.events_missing = 2;
         let json = serde_json::to_value(&report).unwrap();
-        let latency = Gate::parse("latency.fanout.p99", "< 25ms").unwrap().judge(&json);
+        let latency = Gate::parse("latency.fanout.p99", "< 25ms", &[]).unwrap().judge(&json);
         assert!(latency.passed);
         assert_eq!(latency.observed, "3.1ms");
-        let missing = Gate::parse("counters.events_missing", "== 0").unwrap().judge(&json);
+        let missing = Gate::parse("counters.events_missing", "== 0", &[]).unwrap().judge(&json);
         assert!(!missing.passed);
         assert_eq!(missing.observed, "2");
     }

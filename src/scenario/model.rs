@@ -59,6 +59,8 @@ pub struct TargetTable {
     pub faults: Vec<String>,
     /// Outbound queue bound of the bundled server (messages per connection).
     pub queue: Option<usize>,
+    /// Kernel send buffer per connection of the bundled server (bytes).
+    pub socket_send_buffer: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

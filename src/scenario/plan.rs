@@ -61,6 +61,7 @@ pub enum TargetPlan {
     Embedded {
         faults: Faults,
         queue: Option<usize>,
+        socket_send_buffer: Option<u32>,
     },
     External {
         ws_url: String,
@@ -267,7 +268,8 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
     }
     let mut gates = Vec::new();
     for (metric, condition) in &file.gates {
-        let gate = Gate::parse(metric.get_ref(), condition.get_ref()).map_err(|message| {
+        let group_names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        let gate = Gate::parse(metric.get_ref(), condition.get_ref(), &group_names).map_err(|message| {
             let span = if message.starts_with("unknown metric") { metric.span() } else { condition.span() };
             PlanError::at(span, message)
         })?;
@@ -301,12 +303,16 @@ fn target(spec: Option<toml::Spanned<TargetSpec>>, overrides: &Overrides) -> Res
     let Some(ws_url) = url else {
         let faults =
             Faults::parse_all(&table.faults).map_err(|e| PlanError::at(span.clone(), e.to_string()))?;
-        return Ok(TargetPlan::Embedded { faults, queue: table.queue });
+        return Ok(TargetPlan::Embedded {
+            faults,
+            queue: table.queue,
+            socket_send_buffer: table.socket_send_buffer,
+        });
     };
-    if !table.faults.is_empty() {
+    if !table.faults.is_empty() || table.queue.is_some() || table.socket_send_buffer.is_some() {
         return Err(PlanError::at(
             span,
-            "[target] faults apply to the bundled server only, not to an external url",
+            "[target] faults, queue and socket_send_buffer apply to the bundled server only, not to an external url",
         ));
     }
     let http_url = match table.http_url {

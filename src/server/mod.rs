@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub ws_read_buffer_bytes: usize,
     /// Bytes of outbound frames collected before a socket write.
     pub ws_write_buffer_bytes: usize,
+    /// Kernel send buffer per connection (`SO_SNDBUF`); `None` leaves the OS's autotuning.
+    /// A bound makes a client that stops reading fill its queue (§5 rule 5) sooner.
+    pub socket_send_buffer: Option<u32>,
     pub faults: Faults,
 }
 
@@ -71,6 +74,7 @@ impl Default for ServerConfig {
             max_connections: 1_000_000,
             ws_read_buffer_bytes: 4 * 1024,
             ws_write_buffer_bytes: 8 * 1024,
+            socket_send_buffer: None,
             faults: Faults::default(),
         }
     }
@@ -192,6 +196,9 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             Ok((stream, _peer)) => {
                 backoff = Duration::from_millis(5);
                 let _ = stream.set_nodelay(true);
+                if let Some(bytes) = shared.config.socket_send_buffer {
+                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes as usize);
+                }
                 shared.tracker.spawn(http::serve_connection(stream, Arc::clone(&shared)));
             }
             Err(error) => {
