@@ -2,4 +2,6 @@
 
 mod auth;
 mod delivery;
+mod subscribe;
+mod topics;
 mod transport;
