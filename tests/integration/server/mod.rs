@@ -2,6 +2,7 @@
 
 mod auth;
 mod delivery;
+mod publish;
 mod subscribe;
 mod topics;
 mod transport;
