@@ -2,6 +2,7 @@
 
 mod auth;
 mod delivery;
+mod errors;
 mod publish;
 mod subscribe;
 mod topics;
