@@ -197,7 +197,14 @@ impl Client {
             match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => panic!("connection not closed within {ANSWER:?}"),
                 Ok(None | Some(Err(_))) => return None,
-                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f: CloseFrame| u16::from(f.code)),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    // Keep polling so tungstenite sends its close reply, as a real client does.
+                    let _ = tokio::time::timeout_at(deadline, async {
+                        while let Some(Ok(_)) = self.ws.next().await {}
+                    })
+                    .await;
+                    return frame.map(|f: CloseFrame| u16::from(f.code));
+                }
                 Ok(Some(Ok(_))) => continue,
             }
         }
@@ -260,14 +267,28 @@ impl Client {
         ack["delivered"].as_u64().expect("delivered is a count")
     }
 
-    /// Events received until [`QUIET`] passes with nothing more; panics on anything but events.
+    /// The events queued to this connection before the server reads a probe sent now.
+    ///
+    /// The probe (an unknown message type) earns an `error`, queued behind every event already
+    /// queued to this connection (one FIFO queue per connection, §5), so this needs no waiting
+    /// for silence. Each probe counts as one protocol error in `/metrics`.
     pub async fn drain_events(&mut self) -> Vec<Value> {
+        self.send_text(r#"{"type":"probe","id":"drain-probe"}"#).await;
         let mut events = Vec::new();
-        while let Some(message) = self.try_recv(QUIET).await {
+        loop {
+            let message = self.recv().await;
+            if message["type"] == "error" && message["id"] == "drain-probe" {
+                return events;
+            }
             assert_eq!(message["type"], "event", "{message}");
             events.push(message);
         }
-        events
+    }
+
+    /// Asserts that no message is queued to this connection (see [`Client::drain_events`]).
+    pub async fn assert_nothing_queued(&mut self) {
+        let events = self.drain_events().await;
+        assert!(events.is_empty(), "expected nothing, got {events:?}");
     }
 
     /// Asserts the connection is still open and serving: a subscribe is still answered.

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use tokio::net::TcpSocket;
 
-use crate::common::{ANSWER, Client, QUIET, TestServer, alert, config_with};
+use crate::common::{ANSWER, Client, TestServer, alert, config_with, device};
 
 /// A publish message of an alert carrying `seq` and `from`, without an id (no answer).
 fn sequenced(seq: u64, from: &str) -> String {
@@ -69,7 +69,8 @@ async fn delivery_is_exactly_once_even_when_subscribed_twice() {
     }
     let events = receive_events(&mut subscriber, 50).await;
     assert_eq!(seqs(&events), (0..50).collect::<Vec<_>>());
-    subscriber.expect_silence().await;
+    // A second copy of any event would have been queued right behind the first.
+    subscriber.assert_nothing_queued().await;
 }
 
 #[tokio::test]
@@ -96,7 +97,7 @@ async fn delivery_preserves_each_publishers_order() {
     for task in tasks {
         task.await.unwrap();
     }
-    subscriber.expect_silence().await;
+    subscriber.assert_nothing_queued().await;
 }
 
 /// Publishes `count` sequenced events as fast as the socket takes them, in the background.
@@ -121,7 +122,8 @@ async fn delivery_subscription_boundary_every_event_after_the_subscribe_arrives_
     subscriber.send(json!({"type": "subscribe", "topics": ["alerts"], "id": "mid"})).await;
     let confirmed = subscriber.recv().await;
     assert_eq!(confirmed["type"], "subscription_confirmed", "events never precede the confirmation");
-    stream.await.unwrap();
+    // An acknowledged publish from the same connection: every earlier one was handled.
+    stream.await.unwrap().publish("devices", device("d", "online"), "end").await;
     let events = subscriber.drain_events().await;
     let got = seqs(&events);
     let first = *got.first().expect("the stream was still running after the subscribe");
@@ -150,10 +152,9 @@ async fn delivery_subscription_boundary_no_event_after_unsubscription_confirmed(
         }
     }
     assert_eq!(got, (0..got.len() as u64).collect::<Vec<_>>(), "events before the confirmation are complete");
-    stream.await.unwrap();
-    if let Some(late) = subscriber.try_recv(QUIET).await {
-        panic!("an event arrived after unsubscription_confirmed: {late}");
-    }
+    stream.await.unwrap().publish("devices", device("d", "online"), "end").await;
+    let late = subscriber.drain_events().await;
+    assert!(late.is_empty(), "{} events arrived after unsubscription_confirmed", late.len());
 }
 
 #[tokio::test]
@@ -177,9 +178,9 @@ async fn delivery_an_event_that_fails_the_filters_never_arrives() {
             .send(json!({"type": "publish", "topic": "alerts", "event": "alert_created", "data": data}))
             .await;
     }
-    let events = receive_events(&mut subscriber, expected.len()).await;
+    publisher.publish("devices", device("d", "online"), "end").await;
+    let events = subscriber.drain_events().await;
     assert_eq!(seqs(&events), expected);
-    subscriber.expect_silence().await;
 }
 
 /// A raw client with a tiny receive buffer, subscribed to alerts, that then never reads.

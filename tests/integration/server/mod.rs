@@ -3,6 +3,7 @@
 mod auth;
 mod delivery;
 mod errors;
+mod ops;
 mod publish;
 mod subscribe;
 mod topics;
