@@ -28,6 +28,11 @@ use crate::util::process;
 
 type Body = Full<Bytes>;
 
+/// Largest request head (request line and headers) read before the upgrade. Well above the
+/// 8 KiB token limit, so that an over-long token still gets the upgrade and its `AUTH_ERROR`
+/// (§2) instead of an HTTP 431; hyper's buffer only grows to this for requests that need it.
+const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+
 /// Serves one accepted connection. Everything before the upgrade must finish within the
 /// handshake deadline (slowloris defence, §1); the WebSocket session then runs in its own task.
 pub async fn serve_connection<S>(io: S, shared: Arc<Shared>)
@@ -37,7 +42,7 @@ where
     let service_state = Arc::clone(&shared);
     let service = service_fn(move |request| route::<S>(request, Arc::clone(&service_state)));
     let connection = http1::Builder::new()
-        .max_buf_size(16 * 1024)
+        .max_buf_size(MAX_REQUEST_HEAD_BYTES)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::select! {

@@ -245,3 +245,13 @@ async fn auth_rejected_connection_gets_no_event() {
     assert_eq!(first["code"], "AUTH_ERROR");
     assert_eq!(rejected.closed_with().await, Some(close::POLICY_VIOLATION));
 }
+
+#[tokio::test]
+async fn auth_rejects_a_token_far_longer_than_8_kib_over_the_websocket() {
+    let server = TestServer::spawn().await;
+    let huge = token_of_len(&server, 40 * 1024);
+    assert!(huge.len() > 39 * 1024);
+    assert_header_token_rejected(&server, &huge, "40 KiB token").await;
+    let path = format!("/v1/ws?access_token={huge}");
+    assert_rejected(server.connect_with(&path, &[]).await, "40 KiB query token").await;
+}
