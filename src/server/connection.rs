@@ -159,7 +159,8 @@ impl<'a> Session<'a> {
         let period = self.shared.config.ping_interval;
         let mut ping = tokio::time::interval_at(Instant::now() + period, period);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        // Grown by `recv_many` as bursts need it: an idle connection does not hold 128 slots.
+        let mut batch = Vec::new();
         loop {
             tokio::select! {
                 biased;

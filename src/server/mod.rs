@@ -52,7 +52,10 @@ pub struct ServerConfig {
     pub outbound_queue: usize,
     /// Connections beyond this get `CONNECTION_ERROR` and 1013 (§6).
     pub max_connections: usize,
-    /// tungstenite read buffer per connection. Its 128 KiB default costs ~135 KiB per connection.
+    /// tungstenite read buffer per connection, allocated up front. Its 128 KiB default costs
+    /// ~135 KiB per connection; each KiB here is about a KiB of RSS per idle connection
+    /// (`examples/conn_memory.rs`). 2 KiB still takes several typical client messages per read,
+    /// and a larger frame reserves its own length.
     pub ws_read_buffer_bytes: usize,
     /// Bytes of outbound frames collected before a socket write.
     pub ws_write_buffer_bytes: usize,
@@ -69,7 +72,7 @@ impl Default for ServerConfig {
             status_interval: Some(Duration::from_secs(5)),
             outbound_queue: 4096,
             max_connections: 1_000_000,
-            ws_read_buffer_bytes: 4 * 1024,
+            ws_read_buffer_bytes: 2 * 1024,
             ws_write_buffer_bytes: 8 * 1024,
             faults: Faults::default(),
         }
