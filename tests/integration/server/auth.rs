@@ -153,7 +153,7 @@ async fn auth_rejects_a_token_without_sub_or_exp() {
         format!(r#"{{"sub":42,"exp":{exp}}}"#),
         r#"{"sub":"u"}"#.to_owned(),
         format!(r#"{{"sub":"u","exp":"{exp}"}}"#),
-        format!(r#"{{"sub":"u","exp":null,"scope":"publish"}}"#),
+        r#"{"sub":"u","exp":null,"scope":"publish"}"#.to_owned(),
     ] {
         assert_header_token_rejected(&server, &server.token_from_claims(&claims), &claims).await;
     }
