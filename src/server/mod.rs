@@ -20,7 +20,7 @@ mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -100,6 +100,9 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     next_conn_id: AtomicU64,
+    /// Connections admitted under `max_connections`, counted from the upgrade decision (not from
+    /// when the session starts), so that concurrent upgrades cannot all pass the limit.
+    admitted: AtomicUsize,
 }
 
 impl Shared {
@@ -112,7 +115,21 @@ impl Shared {
             shutdown,
             tracker: TaskTracker::new(),
             next_conn_id: AtomicU64::new(1),
+            admitted: AtomicUsize::new(0),
         }
+    }
+
+    /// Takes one of the `max_connections` places, if one is free; give it back with
+    /// [`Shared::release_connection`] when the connection ends, however it ends.
+    pub fn try_admit_connection(&self) -> bool {
+        let limit = self.config.max_connections;
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+            .is_ok()
+    }
+
+    pub fn release_connection(&self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 
     pub fn next_conn_id(&self) -> hub::ConnId {

@@ -169,3 +169,28 @@ async fn ops_connection_limit_answers_connection_error_then_1013() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn ops_connection_limit_holds_under_concurrent_upgrades() {
+    let server = TestServer::spawn_with(config_with(|c| c.max_connections = 5)).await;
+    let url = server.url();
+    let token = server.token(false);
+    let attempts: Vec<_> = (0..30)
+        .map(|_| {
+            let (url, token) = (url.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut client = Client::connect(&url, Some(&token)).await;
+                let first = client.recv().await;
+                (first["type"] == "connection_established", client)
+            })
+        })
+        .collect();
+    let mut established = 0;
+    let mut clients = Vec::new();
+    for attempt in attempts {
+        let (ok, client) = attempt.await.unwrap();
+        established += usize::from(ok);
+        clients.push(client);
+    }
+    assert_eq!(established, 5, "the limit is 5 connections");
+}
