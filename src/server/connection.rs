@@ -398,6 +398,11 @@ async fn close_with<S: AsyncRead + AsyncWrite + Unpin>(
 
 fn classify_read_error(error: &WsError, metrics: &ServerMetrics) -> End {
     let code = match error {
+        // RFC 6455 §5.2: a 64-bit length must have its most significant bit clear; a frame that
+        // claims such a length is malformed, not merely too big.
+        WsError::Capacity(CapacityError::MessageTooLong { size, .. }) if *size as u64 > i64::MAX as u64 => {
+            close::PROTOCOL_ERROR
+        }
         WsError::Capacity(CapacityError::MessageTooLong { .. }) => close::MESSAGE_TOO_BIG,
         WsError::Utf8(_) => close::INVALID_PAYLOAD,
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return End::PeerClosed,

@@ -332,3 +332,23 @@ async fn transport_messages_are_text_frames_holding_one_json_object() {
     let value: serde_json::Value = serde_json::from_slice(&f.payload).expect("JSON");
     assert!(value.is_object());
 }
+
+#[tokio::test]
+async fn transport_control_frame_over_125_bytes_closes_1002() {
+    let server = TestServer::spawn().await;
+    let code = close_code_after(&server, &[OutFrame::new(opcode::PING, vec![b'x'; 126])]).await;
+    assert_eq!(code, Some(close::PROTOCOL_ERROR));
+}
+
+#[tokio::test]
+async fn transport_64_bit_length_with_the_top_bit_set_closes_1002() {
+    let server = TestServer::spawn().await;
+    let mut raw = server.raw_client().await;
+    // FIN + text, masked, 127 = 64-bit length whose most significant bit is set (RFC 6455 §5.2).
+    let mut bytes = vec![0x81, 0x80 | 127];
+    bytes.extend_from_slice(&(1u64 << 63 | 5).to_be_bytes());
+    bytes.extend_from_slice(&[1, 2, 3, 4]);
+    bytes.extend_from_slice(b"hello");
+    raw.send_bytes(&bytes).await.unwrap();
+    assert_eq!(raw.read_close(ANSWER).await.unwrap(), Some(close::PROTOCOL_ERROR));
+}
