@@ -29,11 +29,14 @@ impl FieldValue<'_> {
     }
 }
 
+/// One filter: a key and its allowed values.
+type Entry = (Box<str>, Box<[Box<str>]>);
+
 /// The filters a subscription holds for one topic. Empty means "every event of the topic".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filters {
     /// Sorted by key, each key once; values in the order given, duplicates removed.
-    entries: Vec<(Box<str>, Box<[Box<str>]>)>,
+    entries: Vec<Entry>,
 }
 
 impl Filters {
@@ -43,7 +46,7 @@ impl Filters {
         K: Into<Box<str>>,
         V: Into<Box<str>>,
     {
-        let mut entries: Vec<(Box<str>, Box<[Box<str>]>)> = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         for (key, values) in pairs {
             let key = key.into();
             let mut unique: Vec<Box<str>> = Vec::with_capacity(values.len());

@@ -163,7 +163,8 @@ impl<'a> Session<'a> {
         let period = self.shared.config.ping_interval;
         let mut ping = tokio::time::interval_at(Instant::now() + period, period);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        // Grown by `recv_many` as bursts need it: an idle connection does not hold 128 slots.
+        let mut batch = Vec::new();
         loop {
             tokio::select! {
                 biased;
@@ -381,11 +382,11 @@ impl<'a> Session<'a> {
 /// An `error` frame, honouring the `no-error-timestamp` fault.
 fn error_frame(shared: &Shared, code: ErrorCode, message: &str, id: Option<&str>) -> Utf8Bytes {
     let mut text = out::error_json(code, message, id);
-    if shared.config.faults.protocol.no_error_timestamp {
-        if let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(&text) {
-            map.remove("timestamp");
-            text = serde_json::Value::Object(map).to_string();
-        }
+    if shared.config.faults.protocol.no_error_timestamp
+        && let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(&text)
+    {
+        map.remove("timestamp");
+        text = serde_json::Value::Object(map).to_string();
     }
     Utf8Bytes::from(text)
 }
@@ -414,6 +415,11 @@ async fn close_with<S: AsyncRead + AsyncWrite + Unpin>(
 
 fn classify_read_error(error: &WsError, metrics: &ServerMetrics) -> End {
     let code = match error {
+        // RFC 6455 §5.2: a 64-bit length must have its most significant bit clear; a frame that
+        // claims such a length is malformed, not merely too big.
+        WsError::Capacity(CapacityError::MessageTooLong { size, .. }) if *size as u64 > i64::MAX as u64 => {
+            close::PROTOCOL_ERROR
+        }
         WsError::Capacity(CapacityError::MessageTooLong { .. }) => close::MESSAGE_TOO_BIG,
         WsError::Utf8(_) => close::INVALID_PAYLOAD,
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return End::PeerClosed,

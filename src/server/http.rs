@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -28,6 +27,11 @@ use crate::util::process;
 
 type Body = Full<Bytes>;
 
+/// Largest request head (request line and headers) read before the upgrade. Well above the
+/// 8 KiB token limit, so that an over-long token still gets the upgrade and its `AUTH_ERROR`
+/// (§2) instead of an HTTP 431; hyper's buffer only grows to this for requests that need it.
+const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+
 /// Serves one accepted connection. Everything before the upgrade must finish within the
 /// handshake deadline (slowloris defence, §1); the WebSocket session then runs in its own task.
 pub async fn serve_connection<S>(io: S, shared: Arc<Shared>)
@@ -37,7 +41,7 @@ where
     let service_state = Arc::clone(&shared);
     let service = service_fn(move |request| route::<S>(request, Arc::clone(&service_state)));
     let connection = http1::Builder::new()
-        .max_buf_size(16 * 1024)
+        .max_buf_size(MAX_REQUEST_HEAD_BYTES)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::select! {
@@ -112,20 +116,19 @@ where
     }
     let accept_key = derive_accept_key(key.as_bytes());
     let token = presented_token(headers, request.uri().query());
-    let admission =
+    let (admission, place) =
         match authenticate(token.as_deref(), &shared.config.jwt_secret, &shared.config.faults.protocol) {
-            Err(error) => Admission::BadToken(error),
-            Ok(_)
-                if shared.metrics.connections_open.load(Ordering::Relaxed)
-                    >= shared.config.max_connections as u64 =>
-            {
-                Admission::AtLimit
-            }
-            Ok(token) => Admission::Accepted(token),
+            Err(error) => (Admission::BadToken(error), None),
+            Ok(token) => match Place::take(&shared) {
+                Some(place) => (Admission::Accepted(token), Some(place)),
+                None => (Admission::AtLimit, None),
+            },
         };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let session_state = Arc::clone(&shared);
     shared.tracker.spawn(async move {
+        // Held until the connection ends, however it ends (a failed upgrade included).
+        let _place = place;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => return debug!(%error, "upgrade failed"),
@@ -147,6 +150,21 @@ where
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
     }
     response
+}
+
+/// One of the server's `max_connections` places, given back on drop.
+struct Place(Arc<Shared>);
+
+impl Place {
+    fn take(shared: &Arc<Shared>) -> Option<Place> {
+        shared.try_admit_connection().then(|| Place(Arc::clone(shared)))
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.release_connection();
+    }
 }
 
 /// `POST /v1/events` (§4, *extension*): 401 bad token, 403 no scope, 400 invalid body, else 202.

@@ -79,6 +79,11 @@ impl Outbox {
     pub fn overflow(&self) -> Arc<Overflow> {
         Arc::clone(&self.overflow)
     }
+
+    /// Whether the queue has overflowed (and so refuses every frame from now on).
+    pub fn is_overflowed(&self) -> bool {
+        self.overflow.overflowed.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug)]
@@ -134,16 +139,22 @@ impl Hub {
             .collect();
         let lookup = |key: &str| fields.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.as_borrowed());
         let index = self.index(topic).read();
-        let mut delivered = 0u64;
+        let (mut delivered, mut dropped) = (0u64, 0u64);
         for subscription in index.values() {
             let admitted = self.faults.ignore_filters || subscription.filters.admits(lookup);
-            if admitted && subscription.outbox.offer(frame.clone()) {
+            if !admitted {
+                continue;
+            }
+            if subscription.outbox.offer(frame.clone()) {
                 delivered += 1;
+            } else if subscription.outbox.is_overflowed() {
+                dropped += 1;
             }
         }
         drop(index);
         ServerMetrics::inc(&self.metrics.events_published);
         ServerMetrics::add(&self.metrics.events_delivered, delivered);
+        ServerMetrics::add(&self.metrics.events_dropped_full_queue, dropped);
         delivered
     }
 
@@ -217,7 +228,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_overflows_for_good_and_wakes_its_connection() {
-        let hub = hub();
+        let metrics = Arc::new(ServerMetrics::default());
+        let hub = Hub::new(Arc::clone(&metrics), Faults::default());
         let (outbox, mut rx) = Outbox::new(2);
         let overflow = outbox.overflow();
         hub.subscribe(1, &[Topic::Alerts], &Filters::default(), &outbox);
@@ -227,5 +239,7 @@ mod tests {
         rx.try_recv().unwrap();
         assert_eq!(publish(&hub, Topic::Alerts, "{}"), 0, "an overflowed queue takes nothing more");
         tokio::time::timeout(std::time::Duration::from_secs(1), overflow.wait()).await.unwrap();
+        assert_eq!(metrics.events_dropped_full_queue.load(Ordering::Relaxed), 2, "every refusal is counted");
+        assert_eq!(metrics.events_delivered.load(Ordering::Relaxed), 2);
     }
 }

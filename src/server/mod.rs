@@ -20,7 +20,7 @@ mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -52,7 +52,10 @@ pub struct ServerConfig {
     pub outbound_queue: usize,
     /// Connections beyond this get `CONNECTION_ERROR` and 1013 (§6).
     pub max_connections: usize,
-    /// tungstenite read buffer per connection. Its 128 KiB default costs ~135 KiB per connection.
+    /// tungstenite read buffer per connection, allocated up front. Its 128 KiB default costs
+    /// ~135 KiB per connection; each KiB here is about a KiB of RSS per idle connection
+    /// (`examples/conn_memory.rs`). 2 KiB still takes several typical client messages per read,
+    /// and a larger frame reserves its own length.
     pub ws_read_buffer_bytes: usize,
     /// Bytes of outbound frames collected before a socket write.
     pub ws_write_buffer_bytes: usize,
@@ -72,7 +75,7 @@ impl Default for ServerConfig {
             status_interval: Some(Duration::from_secs(5)),
             outbound_queue: 4096,
             max_connections: 1_000_000,
-            ws_read_buffer_bytes: 4 * 1024,
+            ws_read_buffer_bytes: 2 * 1024,
             ws_write_buffer_bytes: 8 * 1024,
             socket_send_buffer: None,
             faults: Faults::default(),
@@ -101,6 +104,9 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     next_conn_id: AtomicU64,
+    /// Connections admitted under `max_connections`, counted from the upgrade decision (not from
+    /// when the session starts), so that concurrent upgrades cannot all pass the limit.
+    admitted: AtomicUsize,
 }
 
 impl Shared {
@@ -113,7 +119,21 @@ impl Shared {
             shutdown,
             tracker: TaskTracker::new(),
             next_conn_id: AtomicU64::new(1),
+            admitted: AtomicUsize::new(0),
         }
+    }
+
+    /// Takes one of the `max_connections` places, if one is free; give it back with
+    /// [`Shared::release_connection`] when the connection ends, however it ends.
+    pub fn try_admit_connection(&self) -> bool {
+        let limit = self.config.max_connections;
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+            .is_ok()
+    }
+
+    pub fn release_connection(&self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 
     pub fn next_conn_id(&self) -> hub::ConnId {

@@ -2,5 +2,6 @@
 
 mod cli;
 mod common;
+mod properties;
 mod runner;
 mod server;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use openframe_harness::protocol::jwt::{self, Claims, DEFAULT_DEV_SECRET};
+use openframe_harness::protocol::{ServerMessage, parse_server_message};
 use openframe_harness::server::{self, ServerConfig, ServerHandle};
+use openframe_harness::wire::{RawSocket, UpgradeResponse, upgrade_request};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -27,6 +29,13 @@ pub struct TestServer {
 /// The config tests start from: no heartbeat events to skip over.
 pub fn quiet_config() -> ServerConfig {
     ServerConfig { status_interval: None, ..ServerConfig::default() }
+}
+
+/// The quiet config with `change` applied.
+pub fn config_with(change: impl FnOnce(&mut ServerConfig)) -> ServerConfig {
+    let mut config = quiet_config();
+    change(&mut config);
+    config
 }
 
 impl TestServer {
@@ -53,6 +62,37 @@ impl TestServer {
 
     pub fn token(&self, publish: bool) -> String {
         jwt::mint(&self.secret(), &Claims::for_subject("tester", 3600, publish))
+    }
+
+    /// A token signed with this server's secret from literal claims JSON.
+    pub fn token_from_claims(&self, claims_json: &str) -> String {
+        jwt::mint_raw(r#"{"alg":"HS256","typ":"JWT"}"#, claims_json, Some(&self.secret()))
+    }
+
+    /// A raw socket upgraded on `path_and_query` with `headers`, before any frame is read.
+    pub async fn raw_upgrade(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> (RawSocket, UpgradeResponse) {
+        let request = upgrade_request(&self.addr(), path_and_query, headers);
+        RawSocket::connect(&self.addr(), request.as_bytes(), ANSWER).await.expect("raw upgrade")
+    }
+
+    /// A raw socket with a valid token, past `connection_established`.
+    pub async fn raw_client(&self) -> RawSocket {
+        let bearer = format!("Bearer {}", self.token(false));
+        let (mut raw, response) = self.raw_upgrade("/v1/ws", &[("Authorization", &bearer)]).await;
+        assert_eq!(response.status, 101);
+        let hello = raw.read_text(ANSWER).await.expect("read").expect("connection_established");
+        assert!(hello.contains("connection_established"), "{hello}");
+        raw
+    }
+
+    /// Connects a client with these request headers and `path_and_query`.
+    pub async fn connect_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Client {
+        let url = format!("ws://{}{path_and_query}", self.addr());
+        Client::connect_headers(&url, headers).await
     }
 
     /// A subscriber-only client past `connection_established`.
@@ -104,6 +144,17 @@ impl Client {
         Client { ws }
     }
 
+    /// Connects with arbitrary request headers.
+    pub async fn connect_headers(url: &str, headers: &[(&str, &str)]) -> Client {
+        let mut request = url.into_client_request().unwrap();
+        for (name, value) in headers {
+            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+            request.headers_mut().append(name, HeaderValue::from_str(value).unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade succeeds");
+        Client { ws }
+    }
+
     pub async fn send(&mut self, message: Value) {
         self.send_text(&message.to_string()).await;
     }
@@ -146,7 +197,14 @@ impl Client {
             match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => panic!("connection not closed within {ANSWER:?}"),
                 Ok(None | Some(Err(_))) => return None,
-                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f: CloseFrame| u16::from(f.code)),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    // Keep polling so tungstenite sends its close reply, as a real client does.
+                    let _ = tokio::time::timeout_at(deadline, async {
+                        while let Some(Ok(_)) = self.ws.next().await {}
+                    })
+                    .await;
+                    return frame.map(|f: CloseFrame| u16::from(f.code));
+                }
                 Ok(Some(Ok(_))) => continue,
             }
         }
@@ -156,6 +214,108 @@ impl Client {
         self.send(message).await;
         self.recv().await
     }
+
+    /// Subscribes to `topics` with `filters` and asserts the confirmation.
+    pub async fn subscribe_to(&mut self, topics: &[&str], filters: Value) {
+        let mut message = serde_json::json!({"type": "subscribe", "topics": topics});
+        if !filters.is_null() {
+            message["filters"] = filters;
+        }
+        let answer = self.subscribe(message).await;
+        assert_eq!(answer["type"], "subscription_confirmed", "{answer}");
+    }
+
+    /// Sends `text` and returns the answer, which must be an `error` valid per PROTOCOL.md.
+    pub async fn error_for(&mut self, text: &str) -> Value {
+        self.send_text(text).await;
+        let answer = self.recv_checked().await;
+        assert_eq!(answer["type"], "error", "{text} got {answer}");
+        answer
+    }
+
+    /// The next text message, which must be valid per PROTOCOL.md (checked by the protocol core).
+    pub async fn recv_checked(&mut self) -> Value {
+        let text = self.recv_text(ANSWER).await.expect("a message within the answer time");
+        if let Err(violation) = parse_server_message(&text) {
+            panic!("invalid server message {text}: {violation}");
+        }
+        serde_json::from_str(&text).expect("server sends JSON")
+    }
+
+    /// The next text message as received, skipping control frames.
+    pub async fn recv_text(&mut self, wait: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()??;
+            match next {
+                Ok(Message::Text(text)) => return Some(text.as_str().to_owned()),
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Publishes `data` on `topic` with `id` and returns `publish_ack.delivered`.
+    pub async fn publish(&mut self, topic: &str, data: Value, id: &str) -> u64 {
+        let event = event_kind(topic);
+        self.send(
+            serde_json::json!({"type": "publish", "topic": topic, "event": event, "data": data, "id": id}),
+        )
+        .await;
+        let ack = self.recv().await;
+        assert_eq!((ack["type"].as_str(), ack["id"].as_str()), (Some("publish_ack"), Some(id)), "{ack}");
+        ack["delivered"].as_u64().expect("delivered is a count")
+    }
+
+    /// The events queued to this connection before the server reads a probe sent now.
+    ///
+    /// The probe (an unknown message type) earns an `error`, queued behind every event already
+    /// queued to this connection (one FIFO queue per connection, §5), so this needs no waiting
+    /// for silence. Each probe counts as one protocol error in `/metrics`.
+    pub async fn drain_events(&mut self) -> Vec<Value> {
+        self.send_text(r#"{"type":"probe","id":"drain-probe"}"#).await;
+        let mut events = Vec::new();
+        loop {
+            let message = self.recv().await;
+            if message["type"] == "error" && message["id"] == "drain-probe" {
+                return events;
+            }
+            assert_eq!(message["type"], "event", "{message}");
+            events.push(message);
+        }
+    }
+
+    /// Asserts that no message is queued to this connection (see [`Client::drain_events`]).
+    pub async fn assert_nothing_queued(&mut self) {
+        let events = self.drain_events().await;
+        assert!(events.is_empty(), "expected nothing, got {events:?}");
+    }
+
+    /// Asserts the connection is still open and serving: a subscribe is still answered.
+    pub async fn assert_still_serving(&mut self) {
+        let answer = self
+            .subscribe(serde_json::json!({"type": "subscribe", "topics": ["devices"], "id": "alive"}))
+            .await;
+        assert_eq!(
+            (answer["type"].as_str(), answer["id"].as_str()),
+            (Some("subscription_confirmed"), Some("alive")),
+            "{answer}"
+        );
+    }
+}
+
+/// The event kind of a topic name.
+pub fn event_kind(topic: &str) -> &'static str {
+    match topic {
+        "devices" => "device_update",
+        "alerts" => "alert_created",
+        _ => "system_status",
+    }
+}
+
+/// Parses a server message with the protocol core, panicking on a violation.
+pub fn checked(text: &str) -> ServerMessage<'_> {
+    parse_server_message(text).unwrap_or_else(|v| panic!("invalid server message {text}: {v}"))
 }
 
 /// One HTTP/1.1 request on a fresh connection: (status, body).
@@ -194,6 +354,11 @@ pub fn alert(severity: &str, extra: Value) -> Value {
         map.extend(extra.clone());
     }
     data
+}
+
+/// A valid `system_status` `data` object.
+pub fn status(status: &str) -> Value {
+    serde_json::json!({"status": status, "metrics": {"cpu_usage": 10, "memory_usage": 20.5}})
 }
 
 /// A valid device `data` object.

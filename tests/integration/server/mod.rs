@@ -2,3 +2,9 @@
 
 mod auth;
 mod delivery;
+mod errors;
+mod ops;
+mod publish;
+mod subscribe;
+mod topics;
+mod transport;
