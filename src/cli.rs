@@ -28,8 +28,21 @@ pub enum Command {
     ///
     /// Without a target (flag or file) the bundled reference server is started in-process.
     Run(RunArgs),
+    /// Combine the reports of the shards of one run into one report (histograms merged exactly,
+    /// counters added, gates judged again on the merged data).
+    Merge(MergeArgs),
     /// Print a signed HS256 token for a target that uses a shared secret.
     Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' report.json files (or their report folders).
+    #[arg(required = true, num_args = 1..)]
+    pub reports: Vec<PathBuf>,
+    /// Folder for the merged report.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// The shared secret used to verify or mint tokens.
@@ -71,6 +84,43 @@ pub struct RunArgs {
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Split the clients over this many worker processes [default: as many as the open-file
+    /// limit requires, 0 when the run fits in one process].
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Run only shard I of N of the scenario (every N-th client of each group and publisher);
+    /// combine the shards' reports with `merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::runner::ShardOf>,
+    /// When the run starts (all shards of a run must share it): RFC 3339 (2026-01-01T10:00:00Z)
+    /// or seconds since the Unix epoch.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at, requires = "shard")]
+    pub start_at: Option<u64>,
+    /// Client threads in this process [default: the scenario's, else one per CPU].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Shared run id of the shards of one run (set by the parent of worker processes).
+    #[arg(long, hide = true)]
+    pub run_id: Option<u32>,
+    /// Shared-memory publisher board of local worker processes (set by their parent).
+    #[arg(long, hide = true)]
+    pub board: Option<PathBuf>,
+    /// Progress as JSON lines on stdout (for a parent of worker processes).
+    #[arg(long, hide = true)]
+    pub progress_json: bool,
+}
+
+/// RFC 3339 or Unix seconds, to microseconds since the epoch.
+fn parse_start_at(text: &str) -> Result<u64, String> {
+    if let Some(us) = crate::protocol::timestamp::parse_rfc3339_utc(text) {
+        return Ok(us);
+    }
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok((seconds * 1e6) as u64),
+        _ => Err(format!(
+            "invalid start time {text:?}: expected RFC 3339 UTC (2026-01-01T10:00:00Z) or Unix seconds"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -50,7 +50,7 @@ pub struct AggregatorConfig {
     pub groups: usize,
     pub planned_clients: u64,
     pub duration_s: f64,
-    pub quiet: bool,
+    pub progress: Progress,
 }
 
 #[derive(Debug, Default)]
@@ -63,7 +63,7 @@ struct PendingInterval {
 
 /// Runs until every shard has sent its final report (or every sender is gone).
 pub async fn run(config: AggregatorConfig, mut reports: mpsc::Receiver<ShardReport>) -> Totals {
-    let progress = Progress::new(config.quiet);
+    let progress = config.progress;
     let mut totals = Totals { counters: vec![Counters::default(); config.groups + 1], ..Totals::default() };
     let mut pending: BTreeMap<u64, PendingInterval> = BTreeMap::new();
     let mut finished_shards = 0;
