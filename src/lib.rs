@@ -3,6 +3,9 @@
 //! Load-testing and protocol-fuzzing harness for the OpenFrame WebSocket API, with the
 //! reference server it tests against by default.
 //!
+//! - [`conform`]: the named conformance cases of PROTOCOL.md, their runner and reports.
+//! - [`fuzz`]: protocol fuzzing: generators, mutators, oracles, shrinking, corpus, replay.
+//! - [`probe`]: the checking client both share: targets, the server under test, observed answers.
 //! - [`protocol`]: messages, topics, filters, tokens and their validation; shared by everything.
 //! - [`report`]: report folders and formats.
 //! - [`server`]: the bundled reference server (embeddable; `openframe-harness serve`).
@@ -11,7 +14,10 @@
 //! - [`cli`], [`commands`], [`error`]: the command line, one module per subcommand, exit codes.
 pub mod cli;
 pub mod commands;
+pub mod conform;
 pub mod error;
+pub mod fuzz;
+pub mod probe;
 pub mod protocol;
 pub mod report;
 pub mod server;

@@ -1,6 +1,9 @@
 //! One module per subcommand: each turns its parsed arguments into a plan, runs it through the
 //! library and says how it came out. `main.rs` only maps the result to an exit code.
 
+mod check;
+mod conform;
+mod fuzz;
 mod serve;
 mod token;
 
@@ -12,5 +15,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Serve(args) => serve::execute(args).await,
         Command::Token(args) => token::execute(args),
+        Command::Conform(args) => conform::execute(args).await,
+        Command::Fuzz(args) => fuzz::execute(args).await,
     }
 }
