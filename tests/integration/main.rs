@@ -1,4 +1,5 @@
 //! The one integration test binary: real servers on port 0, real WebSocket clients.
 
 mod common;
+mod conform;
 mod server;
