@@ -5,3 +5,12 @@
 
 pub mod corpus;
 pub mod model;
+pub mod case;
+pub mod exec;
+pub mod generate;
+pub mod canary;
+pub mod shrink;
+pub mod growth;
+pub mod report;
+pub mod run;
+pub mod replay;

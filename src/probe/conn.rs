@@ -59,11 +59,16 @@ impl Received {
     pub fn from_text(text: String) -> Received {
         let violation = parse_server_message(&text).err();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+        // Read the top-level fields from the raw members, so a number serde_json cannot hold
+        // (1e400 in an event's data) does not hide what the message is.
+        let view = crate::protocol::ObjectView::parse(&text).ok();
+        let field = |name: &str| view.as_ref().and_then(|v| v.get_str(name)).map(|s| s.into_owned());
+        let (kind, code, id) = (field("type"), field("code"), field("id"));
+        drop(view);
         Received {
-            kind: field("type"),
-            code: field("code"),
-            id: field("id"),
+            kind,
+            code,
+            id,
             violation_kind: violation.as_ref().map(|v| v.kind),
             violation: violation.map(|v| v.to_string()),
             value,
