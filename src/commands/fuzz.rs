@@ -18,7 +18,10 @@ pub async fn execute(args: FuzzArgs) -> anyhow::Result<Outcome> {
         }
     }
     let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
     });
     let stop = match (args.duration, args.cases) {
         (Some(d), _) => Stop::After(d),
@@ -46,7 +49,12 @@ pub async fn execute(args: FuzzArgs) -> anyhow::Result<Outcome> {
     let dir = folder::create(args.check.out.as_deref(), "fuzz").context("creating the report folder")?;
     report.write_all(&dir).with_context(|| format!("writing the report to {}", dir.display()))?;
     for finding in &report.findings {
-        eprintln!("FINDING {} ({}x): {}", finding.name, finding.occurrences, finding.received.lines().next().unwrap_or_default());
+        eprintln!(
+            "FINDING {} ({}x): {}",
+            finding.name,
+            finding.occurrences,
+            finding.received.lines().next().unwrap_or_default()
+        );
     }
     println!("{}", report.summary_line());
     println!("report: {}", dir.display());

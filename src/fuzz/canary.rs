@@ -29,14 +29,22 @@ pub struct CanaryReport {
 
 /// Runs the canaries until `stop`, then lets the subscribers drain; `None` when they cannot run
 /// (no publish token).
-pub async fn run(target: Target, creds: Credentials, marker: String, bound: Duration, stop: CancellationToken) -> Option<CanaryReport> {
+pub async fn run(
+    target: Target,
+    creds: Credentials,
+    marker: String,
+    bound: Duration,
+    stop: CancellationToken,
+) -> Option<CanaryReport> {
     let publish_token = creds.token("canary", true)?;
     let token = creds.token("canary", false)?;
     let started = Instant::now();
     let mut subscribers = JoinSet::new();
     for n in 0..SUBSCRIBERS {
         let mut conn = open_established(&target, &Presented::bearer(&token), bound).await.ok()?;
-        let subscribe = json!({"type": "subscribe", "topics": ["alerts"], "filters": {"device_id": [marker]}}).to_string();
+        let subscribe =
+            json!({"type": "subscribe", "topics": ["alerts"], "filters": {"device_id": [marker]}})
+                .to_string();
         conn.exchange(&[OutFrame::text(subscribe.as_str())], bound).await;
         let (marker, stop) = (marker.clone(), stop.clone());
         subscribers.spawn(async move {
@@ -89,9 +97,13 @@ pub async fn run(target: Target, creds: Credentials, marker: String, bound: Dura
         seq += 1;
         let data = json!({"id": "c", "title": "canary", "severity": "low", "device_id": marker, "seq": seq,
             "sent_ms": (crate::protocol::jwt::unix_now_s() * 1000.0) as u64});
-        let text = json!({"type": "publish", "topic": "alerts", "event": "alert_created", "data": data}).to_string();
+        let text =
+            json!({"type": "publish", "topic": "alerts", "event": "alert_created", "data": data}).to_string();
         if !publisher.send_text(&text).await {
-            damage.push(format!("canary publisher at {:.1}s: connection lost", started.elapsed().as_secs_f64()));
+            damage.push(format!(
+                "canary publisher at {:.1}s: connection lost",
+                started.elapsed().as_secs_f64()
+            ));
             break;
         }
     }

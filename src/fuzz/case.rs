@@ -53,7 +53,18 @@ impl FuzzCase {
             FuzzCase::Frames { frames, expect_close } => format!(
                 "{} raw frame(s) [{}], expecting close {expect_close}",
                 frames.len(),
-                frames.iter().map(|f| format!("op={:#x} fin={} rsv={} masked={} len={}", f.opcode, f.fin, f.rsv, f.masked, f.payload.len())).collect::<Vec<_>>().join("; ")
+                frames
+                    .iter()
+                    .map(|f| format!(
+                        "op={:#x} fin={} rsv={} masked={} len={}",
+                        f.opcode,
+                        f.fin,
+                        f.rsv,
+                        f.masked,
+                        f.payload.len()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
             FuzzCase::Handshake { token } => format!("upgrade presenting {token:?}"),
             FuzzCase::Sequence { steps } => format!("sequence of {} steps: {steps:?}", steps.len()),
@@ -98,7 +109,13 @@ impl Framing {
         for (i, end) in bounds.iter().enumerate() {
             let last = i + 1 == bounds.len();
             let op = if i == 0 { first } else { opcode::CONTINUATION };
-            frames.push(OutFrame { fin: last, rsv: 0, opcode: op, masked: true, payload: payload[start..*end].to_vec() });
+            frames.push(OutFrame {
+                fin: last,
+                rsv: 0,
+                opcode: op,
+                masked: true,
+                payload: payload[start..*end].to_vec(),
+            });
             if pings && !last {
                 frames.push(OutFrame::new(opcode::PING, format!("p{i}")));
                 frames.push(OutFrame::new(opcode::PONG, b"u".to_vec()));
@@ -122,7 +139,13 @@ pub struct FrameSpec {
 
 impl FrameSpec {
     pub fn to_frame(&self) -> OutFrame {
-        OutFrame { fin: self.fin, rsv: self.rsv, opcode: self.opcode, masked: self.masked, payload: self.payload.clone() }
+        OutFrame {
+            fin: self.fin,
+            rsv: self.rsv,
+            opcode: self.opcode,
+            masked: self.masked,
+            payload: self.payload.clone(),
+        }
     }
 }
 
@@ -158,14 +181,24 @@ impl TokenMutation {
 
     /// Whether presenting it relies on the query-token extension.
     pub fn uses_extension(&self) -> bool {
-        matches!(self, TokenMutation::ValidInQuery | TokenMutation::BadHeaderGoodQuery | TokenMutation::GoodHeaderBadQuery)
+        matches!(
+            self,
+            TokenMutation::ValidInQuery
+                | TokenMutation::BadHeaderGoodQuery
+                | TokenMutation::GoodHeaderBadQuery
+        )
     }
 
     /// Whether it can only be made with the target's secret.
     pub fn needs_secret(&self) -> bool {
         matches!(
             self,
-            TokenMutation::AlgNoneSigned | TokenMutation::Expired | TokenMutation::NotYetValid | TokenMutation::NoSub | TokenMutation::NoExp | TokenMutation::Oversize
+            TokenMutation::AlgNoneSigned
+                | TokenMutation::Expired
+                | TokenMutation::NotYetValid
+                | TokenMutation::NoSub
+                | TokenMutation::NoExp
+                | TokenMutation::Oversize
         )
     }
 }
@@ -175,12 +208,25 @@ impl TokenMutation {
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     /// Sends this subscribe text (valid or not) on `conn`.
-    Subscribe { conn: u8, text: String },
-    Unsubscribe { conn: u8, topics: Vec<String> },
+    Subscribe {
+        conn: u8,
+        text: String,
+    },
+    Unsubscribe {
+        conn: u8,
+        topics: Vec<String>,
+    },
     /// Publishes an event of `topic` whose filterable fields take these values.
-    Publish { topic: String, severity: String, status: String, device: String },
+    Publish {
+        topic: String,
+        severity: String,
+        status: String,
+        device: String,
+    },
     /// Closes `conn` and opens it again: it must hold no subscription.
-    Reconnect { conn: u8 },
+    Reconnect {
+        conn: u8,
+    },
 }
 
 /// Byte payloads in JSON: as text when UTF-8, else base64.
@@ -218,7 +264,12 @@ mod tests {
 
     #[test]
     fn cases_round_trip_through_json_with_binary_payloads() {
-        let case = FuzzCase::Message { payload: vec![0xff, b'{'], binary: false, framing: Framing::Split(vec![1]), publish_scope: true };
+        let case = FuzzCase::Message {
+            payload: vec![0xff, b'{'],
+            binary: false,
+            framing: Framing::Split(vec![1]),
+            publish_scope: true,
+        };
         let json = serde_json::to_string(&case).unwrap();
         assert!(json.contains("base64"));
         assert_eq!(serde_json::from_str::<FuzzCase>(&json).unwrap(), case);

@@ -44,8 +44,25 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(target: Target, creds: Credentials, extensions: bool, answer: Duration, max_message_bytes: usize, nonce: String) -> Executor {
-        Executor { target, creds, extensions, answer, max_message_bytes, plain: None, scoped: None, nonce, sequences: 0 }
+    pub fn new(
+        target: Target,
+        creds: Credentials,
+        extensions: bool,
+        answer: Duration,
+        max_message_bytes: usize,
+        nonce: String,
+    ) -> Executor {
+        Executor {
+            target,
+            creds,
+            extensions,
+            answer,
+            max_message_bytes,
+            plain: None,
+            scoped: None,
+            nonce,
+            sequences: 0,
+        }
     }
 
     /// Drops the kept connections (after a server restart, or to start clean).
@@ -56,7 +73,10 @@ impl Executor {
     }
 
     async fn connect(&self, publish: bool) -> Result<Conn, Mismatch> {
-        let token = self.creds.token("fuzz", publish).ok_or_else(|| Mismatch::new(Oracle::LivenessLost, "no token"))?;
+        let token = self
+            .creds
+            .token("fuzz", publish)
+            .ok_or_else(|| Mismatch::new(Oracle::LivenessLost, "no token"))?;
         open_established(&self.target, &Presented::bearer(&token), self.answer).await
     }
 
@@ -74,7 +94,14 @@ impl Executor {
         ran
     }
 
-    async fn message(&mut self, payload: &[u8], binary: bool, framing: &Framing, scoped: bool, ran: &mut Ran) -> Result<(), Mismatch> {
+    async fn message(
+        &mut self,
+        payload: &[u8],
+        binary: bool,
+        framing: &Framing,
+        scoped: bool,
+        ran: &mut Ran,
+    ) -> Result<(), Mismatch> {
         let scoped = scoped && self.creds.token("fuzz", true).is_some();
         let expected = expect_message(payload, binary, scoped, self.max_message_bytes);
         ran.ambiguous = !binary && std::str::from_utf8(payload).is_ok_and(is_ambiguous);
@@ -104,57 +131,116 @@ impl Executor {
         verdict?;
         if let Some(whole) = whole {
             if whole != ran.normal {
-                return Err(Mismatch::new(Oracle::Difference, format!("sent whole: {whole:?}; sent as {framing:?}: {:?}", ran.normal)));
+                return Err(Mismatch::new(
+                    Oracle::Difference,
+                    format!("sent whole: {whole:?}; sent as {framing:?}: {:?}", ran.normal),
+                ));
             }
         }
         Ok(())
     }
 
-    async fn frames(&mut self, frames: &[super::case::FrameSpec], code: u16, ran: &mut Ran) -> Result<(), Mismatch> {
+    async fn frames(
+        &mut self,
+        frames: &[super::case::FrameSpec],
+        code: u16,
+        ran: &mut Ran,
+    ) -> Result<(), Mismatch> {
         ran.covered.insert("sent:raw_frames".into());
         let mut conn = self.connect(false).await?;
         let out: Vec<_> = frames.iter().map(|f| f.to_frame()).collect();
         conn.send_frames(&out).await;
         let (seen, end) = conn.read_until_closed(self.answer).await;
-        let obs = Observation { answers: seen, events: Vec::new(), sentinel: None, end, elapsed: self.answer };
+        let obs =
+            Observation { answers: seen, events: Vec::new(), sentinel: None, end, elapsed: self.answer };
         note(ran, &obs);
         ran.normal = normalize(&obs);
-        judge(&Expected::Close { code }, &obs, self.extensions).map_err(|m| with_expected(m, &Expected::Close { code }))
+        judge(&Expected::Close { code }, &obs, self.extensions)
+            .map_err(|m| with_expected(m, &Expected::Close { code }))
     }
 
     async fn handshake(&mut self, mutation: &TokenMutation, ran: &mut Ran) -> Result<(), Mismatch> {
         ran.covered.insert("sent:upgrade".into());
-        let presented = present(mutation, &self.creds).ok_or_else(|| Mismatch::new(Oracle::LivenessLost, "cannot make the token"))?;
+        let presented = present(mutation, &self.creds)
+            .ok_or_else(|| Mismatch::new(Oracle::LivenessLost, "cannot make the token"))?;
         let mut conn = match Conn::open(&self.target, &presented, self.answer).await {
             Ok(Upgrade::Switched(conn)) => conn,
             Ok(Upgrade::Refused(r)) => {
                 ran.normal = vec![format!("http:{}", r.status)];
-                return Err(Mismatch::new(Oracle::WrongAnswer, format!("the upgrade was refused with HTTP {} (AUTH_ERROR over the WebSocket is required)", r.status)));
+                return Err(Mismatch::new(
+                    Oracle::WrongAnswer,
+                    format!(
+                        "the upgrade was refused with HTTP {} (AUTH_ERROR over the WebSocket is required)",
+                        r.status
+                    ),
+                ));
             }
             Err(e) => return Err(Mismatch::new(Oracle::LivenessLost, format!("upgrade failed: {e}"))),
         };
         if mutation.is_valid() {
             let first = conn.next_message(self.answer).await;
-            ran.normal = vec![match &first { Ok(m) => m.kind.clone().unwrap_or_default(), Err(end) => format!("{end:?}") }];
+            ran.normal = vec![match &first {
+                Ok(m) => m.kind.clone().unwrap_or_default(),
+                Err(end) => format!("{end:?}"),
+            }];
             conn.close().await;
             return match first {
                 Ok(m) if is_established(&m) => Ok(()),
-                Ok(m) => Err(Mismatch::new(Oracle::WrongAnswer, format!("valid token {mutation:?} got {}", m.text))),
-                Err(end) => Err(Mismatch::new(Oracle::WrongAnswer, format!("valid token {mutation:?}: {}", end.describe()))),
+                Ok(m) => Err(Mismatch::new(
+                    Oracle::WrongAnswer,
+                    format!("valid token {mutation:?} got {}", m.text),
+                )),
+                Err(end) => Err(Mismatch::new(
+                    Oracle::WrongAnswer,
+                    format!("valid token {mutation:?}: {}", end.describe()),
+                )),
             };
         }
-        let (seen, end) = conn.read_until_closed(self.answer).await;
-        let obs = Observation { answers: seen.clone(), events: Vec::new(), sentinel: None, end, elapsed: self.answer };
+        // An invalid token must not get past the first message: judge that at once.
+        let first = conn.next_message(self.answer).await;
+        if let Ok(m) = &first {
+            if is_established(m) || m.is_event() {
+                conn.close().await;
+                return Err(Mismatch::new(
+                    Oracle::WrongAnswer,
+                    format!("invalid token {mutation:?} was accepted: {}", m.text),
+                ));
+            }
+        }
+        let (mut seen, end) = match first {
+            Ok(m) => {
+                let (rest, end) = conn.read_until_closed(self.answer).await;
+                (std::iter::once(m).chain(rest).collect::<Vec<_>>(), end)
+            }
+            Err(end) => (Vec::new(), end),
+        };
+        seen.retain(|m| !m.text.is_empty());
+        let obs = Observation {
+            answers: seen.clone(),
+            events: Vec::new(),
+            sentinel: None,
+            end,
+            elapsed: self.answer,
+        };
         note(ran, &obs);
         ran.normal = normalize(&obs);
         if let Some(m) = seen.iter().find(|m| is_established(m) || m.is_event()) {
-            return Err(Mismatch::new(Oracle::WrongAnswer, format!("invalid token {mutation:?} was accepted: {}", m.text)));
+            return Err(Mismatch::new(
+                Oracle::WrongAnswer,
+                format!("invalid token {mutation:?} was accepted: {}", m.text),
+            ));
         }
         let expected = Expected::Close { code: 1008 };
         judge(&expected, &obs, self.extensions).map_err(|m| with_expected(m, &expected))?;
         match seen.as_slice() {
             [m] if m.is_error("AUTH_ERROR") => Ok(()),
-            _ => Err(Mismatch::new(Oracle::WrongAnswer, format!("invalid token {mutation:?}: expected exactly one AUTH_ERROR before 1008, got {:?}", seen.iter().map(|m| &m.text).collect::<Vec<_>>()))),
+            _ => Err(Mismatch::new(
+                Oracle::WrongAnswer,
+                format!(
+                    "invalid token {mutation:?}: expected exactly one AUTH_ERROR before 1008, got {:?}",
+                    seen.iter().map(|m| &m.text).collect::<Vec<_>>()
+                ),
+            )),
         }
     }
 
@@ -168,16 +254,22 @@ impl Executor {
             conns.push(self.connect(false).await?);
         }
         let mut subs: Vec<HashMap<Topic, Filters>> = vec![HashMap::new(); 3];
-        let (mut expected, mut got): (Vec<Vec<u64>>, Vec<Vec<u64>>) = (vec![Vec::new(); 3], vec![Vec::new(); 3]);
+        let (mut expected, mut got): (Vec<Vec<u64>>, Vec<Vec<u64>>) =
+            (vec![Vec::new(); 3], vec![Vec::new(); 3]);
         let pick = |obs: &[Received], got: &mut Vec<u64>| {
-            got.extend(obs.iter().filter(|r| r.is_event() && r.value["data"]["fz"] == marker.as_str()).filter_map(|r| r.value["data"]["seq"].as_u64()))
+            got.extend(
+                obs.iter()
+                    .filter(|r| r.is_event() && r.value["data"]["fz"] == marker.as_str())
+                    .filter_map(|r| r.value["data"]["seq"].as_u64()),
+            )
         };
         let mut seq = 0u64;
         for step in steps {
             match step {
                 Step::Subscribe { conn, text } => {
                     let c = usize::from(conn.saturating_sub(1)).min(2);
-                    let obs = conns[c].exchange(&[crate::wire::OutFrame::text(text.as_str())], self.answer).await;
+                    let obs =
+                        conns[c].exchange(&[crate::wire::OutFrame::text(text.as_str())], self.answer).await;
                     pick(&obs.events, &mut got[c]);
                     let want = expect_strict(text, false);
                     judge(&want, &obs, self.extensions).map_err(|m| with_expected(m, &want))?;
@@ -190,7 +282,8 @@ impl Executor {
                 Step::Unsubscribe { conn, topics } => {
                     let c = usize::from(conn.saturating_sub(1)).min(2);
                     let text = json!({"type": "unsubscribe", "topics": topics, "id": "u"}).to_string();
-                    let obs = conns[c].exchange(&[crate::wire::OutFrame::text(text.as_str())], self.answer).await;
+                    let obs =
+                        conns[c].exchange(&[crate::wire::OutFrame::text(text.as_str())], self.answer).await;
                     pick(&obs.events, &mut got[c]);
                     let want = expect_strict(&text, false);
                     judge(&want, &obs, self.extensions).map_err(|m| with_expected(m, &want))?;
@@ -210,13 +303,17 @@ impl Executor {
                     seq += 1;
                     let data = sequence_event(topic, severity, status, device, &marker, seq);
                     let text = json!({"type": "publish", "topic": topic, "event": event_kind(topic), "data": data, "id": "p"}).to_string();
-                    let obs = publisher.exchange(&[crate::wire::OutFrame::text(text.as_str())], self.answer).await;
+                    let obs =
+                        publisher.exchange(&[crate::wire::OutFrame::text(text.as_str())], self.answer).await;
                     let want = Expected::PublishAck { id: "p".into() };
                     judge(&want, &obs, self.extensions).map_err(|m| with_expected(m, &want))?;
                     let data_text = data.to_string();
                     let view = ObjectView::parse(&data_text).unwrap_or_default();
                     for (c, held) in subs.iter().enumerate() {
-                        if Topic::from_name(topic).and_then(|t| held.get(&t)).is_some_and(|f| f.admits_data(&view)) {
+                        if Topic::from_name(topic)
+                            .and_then(|t| held.get(&t))
+                            .is_some_and(|f| f.admits_data(&view))
+                        {
                             expected[c].push(seq);
                         }
                     }
@@ -244,7 +341,12 @@ impl Executor {
             if got[c] != expected[c] {
                 return Err(Mismatch::new(
                     Oracle::Delivery,
-                    format!("connection {}: events {:?} arrived, {:?} were due (exactly once, in order, per its subscriptions and filters)", c + 1, got[c], expected[c]),
+                    format!(
+                        "connection {}: events {:?} arrived, {:?} were due (exactly once, in order, per its subscriptions and filters)",
+                        c + 1,
+                        got[c],
+                        expected[c]
+                    ),
                 ));
             }
         }
@@ -252,19 +354,34 @@ impl Executor {
     }
 }
 
-async fn self_connect(target: &Target, creds: &Credentials, publish: bool, wait: Duration) -> Result<Conn, Mismatch> {
-    let token = creds.token("fuzz", publish).ok_or_else(|| Mismatch::new(Oracle::LivenessLost, "no token"))?;
+async fn self_connect(
+    target: &Target,
+    creds: &Credentials,
+    publish: bool,
+    wait: Duration,
+) -> Result<Conn, Mismatch> {
+    let token =
+        creds.token("fuzz", publish).ok_or_else(|| Mismatch::new(Oracle::LivenessLost, "no token"))?;
     open_established(target, &Presented::bearer(&token), wait).await
 }
 
 /// Opens a connection that must get `connection_established`.
-pub async fn open_established(target: &Target, presented: &Presented, wait: Duration) -> Result<Conn, Mismatch> {
+pub async fn open_established(
+    target: &Target,
+    presented: &Presented,
+    wait: Duration,
+) -> Result<Conn, Mismatch> {
     match Conn::open(target, presented, wait).await {
         Ok(Upgrade::Switched(mut conn)) => match conn.next_message(wait).await {
             Ok(m) if is_established(&m) => Ok(conn),
-            other => Err(Mismatch::new(Oracle::LivenessLost, format!("a valid token did not get connection_established: {other:?}"))),
+            other => Err(Mismatch::new(
+                Oracle::LivenessLost,
+                format!("a valid token did not get connection_established: {other:?}"),
+            )),
         },
-        Ok(Upgrade::Refused(r)) => Err(Mismatch::new(Oracle::LivenessLost, format!("upgrade refused with HTTP {}", r.status))),
+        Ok(Upgrade::Refused(r)) => {
+            Err(Mismatch::new(Oracle::LivenessLost, format!("upgrade refused with HTTP {}", r.status)))
+        }
         Err(e) => Err(Mismatch::new(Oracle::LivenessLost, format!("cannot connect: {e}"))),
     }
 }
@@ -279,9 +396,15 @@ fn event_kind(topic: &str) -> &'static str {
 
 fn sequence_event(topic: &str, severity: &str, status: &str, device: &str, marker: &str, seq: u64) -> Value {
     match topic {
-        "devices" => json!({"id": device, "status": status, "last_seen": "2024-03-20T10:00:00Z", "severity": severity, "fz": marker, "seq": seq}),
-        "alerts" => json!({"id": "a", "title": "t", "severity": severity, "device_id": device, "fz": marker, "seq": seq}),
-        _ => json!({"status": "healthy", "metrics": {"cpu_usage": 1, "memory_usage": 2}, "fz": marker, "seq": seq}),
+        "devices" => {
+            json!({"id": device, "status": status, "last_seen": "2024-03-20T10:00:00Z", "severity": severity, "fz": marker, "seq": seq})
+        }
+        "alerts" => {
+            json!({"id": "a", "title": "t", "severity": severity, "device_id": device, "fz": marker, "seq": seq})
+        }
+        _ => {
+            json!({"status": "healthy", "metrics": {"cpu_usage": 1, "memory_usage": 2}, "fz": marker, "seq": seq})
+        }
     }
 }
 
@@ -311,14 +434,27 @@ pub fn present(mutation: &TokenMutation, creds: &Credentials) -> Option<Presente
         }
         TokenMutation::AlgNone => bearer(jwt::mint_raw(r#"{"alg":"none","typ":"JWT"}"#, &claims, None)),
         TokenMutation::AlgNoneSigned => bearer(creds.mint_raw(r#"{"alg":"none","typ":"JWT"}"#, &claims)?),
-        TokenMutation::Expired => bearer(creds.mint_raw(hs, &format!(r#"{{"sub":"fuzz","exp":{}}}"#, now - 300))?),
-        TokenMutation::NotYetValid => bearer(creds.mint_raw(hs, &format!(r#"{{"sub":"fuzz","exp":{},"nbf":{}}}"#, now + 3600, now + 300))?),
+        TokenMutation::Expired => {
+            bearer(creds.mint_raw(hs, &format!(r#"{{"sub":"fuzz","exp":{}}}"#, now - 300))?)
+        }
+        TokenMutation::NotYetValid => bearer(
+            creds.mint_raw(hs, &format!(r#"{{"sub":"fuzz","exp":{},"nbf":{}}}"#, now + 3600, now + 300))?,
+        ),
         TokenMutation::NoSub => bearer(creds.mint_raw(hs, &format!(r#"{{"exp":{}}}"#, now + 3600))?),
         TokenMutation::NoExp => bearer(creds.mint_raw(hs, r#"{"sub":"fuzz"}"#)?),
-        TokenMutation::Oversize => bearer(creds.mint(&Claims { scope: Some("x".repeat(9000)), ..Claims::for_subject("fuzz", 3600, false) })?),
+        TokenMutation::Oversize => {
+            bearer(creds.mint(&Claims {
+                scope: Some("x".repeat(9000)),
+                ..Claims::for_subject("fuzz", 3600, false)
+            })?)
+        }
         TokenMutation::NotBearer => Some(Presented { authorization: Some(valid()?), ..Presented::default() }),
-        TokenMutation::BadHeaderGoodQuery => Some(Presented { query_token: Some(valid()?), ..Presented::bearer("x.y.z") }),
-        TokenMutation::GoodHeaderBadQuery => Some(Presented { query_token: Some("x.y.z".into()), ..Presented::bearer(&valid()?) }),
+        TokenMutation::BadHeaderGoodQuery => {
+            Some(Presented { query_token: Some(valid()?), ..Presented::bearer("x.y.z") })
+        }
+        TokenMutation::GoodHeaderBadQuery => {
+            Some(Presented { query_token: Some("x.y.z".into()), ..Presented::bearer(&valid()?) })
+        }
     }
 }
 
@@ -333,7 +469,9 @@ fn sent_type(payload: &[u8], binary: bool) -> String {
     }
     match serde_json::from_slice::<Value>(payload) {
         Ok(Value::Object(map)) => match map.get("type") {
-            Some(Value::String(t)) if ["subscribe", "unsubscribe", "publish"].contains(&t.as_str()) => t.clone(),
+            Some(Value::String(t)) if ["subscribe", "unsubscribe", "publish"].contains(&t.as_str()) => {
+                t.clone()
+            }
             Some(_) => "unknown_type".into(),
             None => "no_type".into(),
         },
@@ -362,7 +500,13 @@ pub fn normalize(obs: &Observation) -> Vec<String> {
         .iter()
         .map(|r| {
             let topics = r.value.get("topics").map(|t| t.to_string()).unwrap_or_default();
-            format!("{}|{}|{}|{}", r.kind.as_deref().unwrap_or("?"), r.code.as_deref().unwrap_or(""), r.id.as_deref().unwrap_or(""), topics)
+            format!(
+                "{}|{}|{}|{}",
+                r.kind.as_deref().unwrap_or("?"),
+                r.code.as_deref().unwrap_or(""),
+                r.id.as_deref().unwrap_or(""),
+                topics
+            )
         })
         .collect();
     out.push(match obs.end {
@@ -378,7 +522,10 @@ impl Executor {
     /// receives an event published for it.
     pub async fn probe(&mut self, tag: &str) -> Result<(), Mismatch> {
         let lost = |what: String| Mismatch::new(Oracle::LivenessLost, what);
-        let mut client = self.connect(false).await.map_err(|m| lost(format!("a fresh client could not connect: {}", m.detail)))?;
+        let mut client = self
+            .connect(false)
+            .await
+            .map_err(|m| lost(format!("a fresh client could not connect: {}", m.detail)))?;
         let device = format!("probe-{}-{tag}", self.nonce);
         let subscribe = json!({"type": "subscribe", "topics": ["alerts"], "filters": {"device_id": [device]}, "id": "probe"}).to_string();
         let obs = client.exchange(&[crate::wire::OutFrame::text(subscribe.as_str())], self.answer).await;
@@ -387,18 +534,26 @@ impl Executor {
             return Err(lost(format!("a fresh client's subscribe got {}", obs.describe())));
         }
         if self.extensions && self.creds.token("fuzz", true).is_some() {
-            let mut publisher = self.connect(true).await.map_err(|m| lost(format!("a fresh publisher could not connect: {}", m.detail)))?;
+            let mut publisher = self
+                .connect(true)
+                .await
+                .map_err(|m| lost(format!("a fresh publisher could not connect: {}", m.detail)))?;
             let data = json!({"id": "probe", "title": "probe", "severity": "low", "device_id": device});
-            let text = json!({"type": "publish", "topic": "alerts", "event": "alert_created", "data": data}).to_string();
+            let text = json!({"type": "publish", "topic": "alerts", "event": "alert_created", "data": data})
+                .to_string();
             publisher.send_text(&text).await;
             publisher.close().await;
             let deadline = std::time::Instant::now() + self.answer;
             loop {
-                match client.next_message(deadline.saturating_duration_since(std::time::Instant::now())).await {
+                match client.next_message(deadline.saturating_duration_since(std::time::Instant::now())).await
+                {
                     Ok(m) if m.is_event() && m.value["data"]["device_id"] == device.as_str() => break,
                     Ok(_) => {}
                     Err(end) => {
-                        return Err(lost(format!("a fresh subscriber did not receive the probe event: {}", end.describe())));
+                        return Err(lost(format!(
+                            "a fresh subscriber did not receive the probe event: {}",
+                            end.describe()
+                        )));
                     }
                 }
             }

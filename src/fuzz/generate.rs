@@ -104,7 +104,13 @@ fn random_filters(rng: &mut ChaCha8Rng) -> Value {
         let key = pick(rng, FILTER_KEYS);
         let pool: &[&str] = match key {
             "severity" => SEVERITIES,
-            "status" => if rng.random_bool(0.5) { DEVICE_STATUSES } else { SYSTEM_STATUSES },
+            "status" => {
+                if rng.random_bool(0.5) {
+                    DEVICE_STATUSES
+                } else {
+                    SYSTEM_STATUSES
+                }
+            }
             _ => DEVICES,
         };
         map.insert(key.to_owned(), Value::from(subset(rng, pool)));
@@ -115,9 +121,15 @@ fn random_filters(rng: &mut ChaCha8Rng) -> Value {
 /// Event `data` valid for `topic`, with an unknown extra field now and then.
 pub fn event_data(rng: &mut ChaCha8Rng, topic: &str) -> Value {
     let mut data = match topic {
-        "devices" => json!({"id": pick(rng, DEVICES), "status": pick(rng, DEVICE_STATUSES), "last_seen": "2024-03-20T10:00:00Z"}),
-        "alerts" => json!({"id": "a-1", "title": "fuzz", "severity": pick(rng, SEVERITIES), "device_id": pick(rng, DEVICES)}),
-        _ => json!({"status": pick(rng, SYSTEM_STATUSES), "metrics": {"cpu_usage": rng.random_range(0..=100u32), "memory_usage": 50.5}}),
+        "devices" => {
+            json!({"id": pick(rng, DEVICES), "status": pick(rng, DEVICE_STATUSES), "last_seen": "2024-03-20T10:00:00Z"})
+        }
+        "alerts" => {
+            json!({"id": "a-1", "title": "fuzz", "severity": pick(rng, SEVERITIES), "device_id": pick(rng, DEVICES)})
+        }
+        _ => {
+            json!({"status": pick(rng, SYSTEM_STATUSES), "metrics": {"cpu_usage": rng.random_range(0..=100u32), "memory_usage": 50.5}})
+        }
     };
     if rng.random_bool(0.3) {
         data["extra"] = json!({"n": [1, 2.5, null, true], "s": "ünïcödé"});
@@ -311,10 +323,31 @@ fn frames_case(rng: &mut ChaCha8Rng, config: &GenConfig) -> FuzzCase {
     let (frames, code) = match rng.random_range(0..13u32) {
         0 => (vec![spec(true, 0, opcode::TEXT, false, text)], 1002),
         1 => (vec![spec(true, rng.random_range(1..8), opcode::TEXT, true, text)], 1002),
-        2 => (vec![spec(true, 0, [3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF][rng.random_range(0..10)], true, text)], 1002),
+        2 => (
+            vec![spec(
+                true,
+                0,
+                [3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF][rng.random_range(0..10)],
+                true,
+                text,
+            )],
+            1002,
+        ),
         3 => (vec![spec(true, 0, opcode::CONTINUATION, true, text)], 1002),
-        4 => (vec![spec(false, 0, opcode::TEXT, true, text.clone()), spec(true, 0, opcode::TEXT, true, text)], 1002),
-        5 => (vec![spec(false, 0, [opcode::PING, opcode::PONG, opcode::CLOSE][rng.random_range(0..3)], true, b"x".to_vec())], 1002),
+        4 => (
+            vec![spec(false, 0, opcode::TEXT, true, text.clone()), spec(true, 0, opcode::TEXT, true, text)],
+            1002,
+        ),
+        5 => (
+            vec![spec(
+                false,
+                0,
+                [opcode::PING, opcode::PONG, opcode::CLOSE][rng.random_range(0..3)],
+                true,
+                b"x".to_vec(),
+            )],
+            1002,
+        ),
         6 => (vec![spec(true, 0, opcode::PING, true, vec![b'p'; rng.random_range(126..300)])], 1002),
         7 => {
             let code: u16 = [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000][rng.random_range(0..9)];
@@ -326,11 +359,23 @@ fn frames_case(rng: &mut ChaCha8Rng, config: &GenConfig) -> FuzzCase {
             bad.insert(rng.random_range(1..bad.len()), 0xff);
             (vec![spec(true, 0, opcode::TEXT, true, bad)], 1007)
         }
-        10 => (vec![spec(false, 0, opcode::TEXT, true, b"{\"id\":\"\xe2\x82".to_vec()), spec(true, 0, opcode::CONTINUATION, true, b"\"}".to_vec())], 1007),
+        10 => (
+            vec![
+                spec(false, 0, opcode::TEXT, true, b"{\"id\":\"\xe2\x82".to_vec()),
+                spec(true, 0, opcode::CONTINUATION, true, b"\"}".to_vec()),
+            ],
+            1007,
+        ),
         11 => (vec![spec(true, 0, opcode::CLOSE, true, b"\x03\xe8\xc0\xaf".to_vec())], 1007),
         _ => {
             let n = config.max_message_bytes / 2 + 1;
-            (vec![spec(false, 0, opcode::TEXT, true, vec![b' '; n]), spec(true, 0, opcode::CONTINUATION, true, vec![b' '; n])], 1009)
+            (
+                vec![
+                    spec(false, 0, opcode::TEXT, true, vec![b' '; n]),
+                    spec(true, 0, opcode::CONTINUATION, true, vec![b' '; n]),
+                ],
+                1009,
+            )
         }
     };
     FuzzCase::Frames { frames, expect_close: code }
@@ -342,7 +387,9 @@ fn handshake_case(rng: &mut ChaCha8Rng, config: &GenConfig) -> FuzzCase {
             0 => TokenMutation::Valid,
             1 => TokenMutation::ValidInQuery,
             2 => TokenMutation::Missing,
-            3 => TokenMutation::Garbage(["x", "a.b", "a.b.c", "....", "eyJ.eyJ.", "Bearer"][rng.random_range(0..6)].to_owned()),
+            3 => TokenMutation::Garbage(
+                ["x", "a.b", "a.b.c", "....", "eyJ.eyJ.", "Bearer"][rng.random_range(0..6)].to_owned(),
+            ),
             4 => TokenMutation::Truncated(rng.random_range(1..40)),
             5 => TokenMutation::FlippedSignature(rng.random_range(0..40)),
             6 => TokenMutation::AlgNone,
@@ -405,7 +452,8 @@ mod tests {
         for index in 0..200 {
             assert_eq!(generate(7, index, &[], &config), generate(7, index, &[], &config));
         }
-        let kinds: std::collections::HashSet<&str> = (0..400).map(|i| generate(7, i, &[], &config).kind()).collect();
+        let kinds: std::collections::HashSet<&str> =
+            (0..400).map(|i| generate(7, i, &[], &config).kind()).collect();
         assert_eq!(kinds.len(), 4, "{kinds:?}");
     }
 }

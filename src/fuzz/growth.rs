@@ -21,11 +21,14 @@ pub struct Sample {
 }
 
 pub async fn sample(authority: &str, child_rss: Option<u64>, wait: Duration) -> Sample {
-    let metrics = http::request(authority, "GET", "/metrics", &[], "", wait).await.ok().filter(|r| r.status == 200);
+    let metrics =
+        http::request(authority, "GET", "/metrics", &[], "", wait).await.ok().filter(|r| r.status == 200);
     let text = metrics.map(|r| r.body).unwrap_or_default();
     Sample {
         connections_open: http::metric_value(&text, "openframe_connections_open"),
-        rss_bytes: child_rss.map(|b| b as f64).or_else(|| http::metric_value(&text, "openframe_process_resident_memory_bytes")),
+        rss_bytes: child_rss
+            .map(|b| b as f64)
+            .or_else(|| http::metric_value(&text, "openframe_process_resident_memory_bytes")),
     }
 }
 
@@ -41,9 +44,24 @@ pub async fn check(exec: &mut Executor, rss: impl Fn() -> Option<u64>) -> Growth
     let cases = [
         FuzzCase::Handshake { token: TokenMutation::Valid },
         FuzzCase::Handshake { token: TokenMutation::Missing },
-        FuzzCase::Message { payload: b"not json".to_vec(), binary: false, framing: Framing::Whole, publish_scope: false },
-        FuzzCase::Message { payload: br#"{"type":"subscribe","topics":["alerts","devices"],"id":"g"}"#.to_vec(), binary: false, framing: Framing::Split(vec![5]), publish_scope: false },
-        FuzzCase::Message { payload: br#"{"type":"unsubscribe","topics":["alerts"]}"#.to_vec(), binary: false, framing: Framing::Whole, publish_scope: false },
+        FuzzCase::Message {
+            payload: b"not json".to_vec(),
+            binary: false,
+            framing: Framing::Whole,
+            publish_scope: false,
+        },
+        FuzzCase::Message {
+            payload: br#"{"type":"subscribe","topics":["alerts","devices"],"id":"g"}"#.to_vec(),
+            binary: false,
+            framing: Framing::Split(vec![5]),
+            publish_scope: false,
+        },
+        FuzzCase::Message {
+            payload: br#"{"type":"unsubscribe","topics":["alerts"]}"#.to_vec(),
+            binary: false,
+            framing: Framing::Whole,
+            publish_scope: false,
+        },
     ];
     let authority = exec.target.authority.clone();
     let wait = exec.answer;
@@ -72,12 +90,22 @@ pub async fn check(exec: &mut Executor, rss: impl Fn() -> Option<u64>) -> Growth
     let first = report.samples[0];
     if let (Some(a), Some(b)) = (first.connections_open, last.connections_open) {
         if b > a + 2.0 {
-            report.finding = Some(format!("open connections grew from {a} to {b} after {} repeated cases that all closed their connections", ROUNDS * PER_ROUND));
+            report.finding = Some(format!(
+                "open connections grew from {a} to {b} after {} repeated cases that all closed their connections",
+                ROUNDS * PER_ROUND
+            ));
         }
     }
-    let rss: Vec<f64> = report.samples[1..report.samples.len() - 1].iter().filter_map(|s| s.rss_bytes).collect();
-    if rss.len() == ROUNDS && rss.windows(2).all(|w| w[1] > w[0]) && rss[ROUNDS - 1] - rss[0] > 64.0 * 1024.0 * 1024.0 {
-        report.finding = Some(format!("resident memory grew in every round: {:?} MiB", rss.iter().map(|b| (b / 1048576.0) as u64).collect::<Vec<_>>()));
+    let rss: Vec<f64> =
+        report.samples[1..report.samples.len() - 1].iter().filter_map(|s| s.rss_bytes).collect();
+    if rss.len() == ROUNDS
+        && rss.windows(2).all(|w| w[1] > w[0])
+        && rss[ROUNDS - 1] - rss[0] > 64.0 * 1024.0 * 1024.0
+    {
+        report.finding = Some(format!(
+            "resident memory grew in every round: {:?} MiB",
+            rss.iter().map(|b| (b / 1048576.0) as u64).collect::<Vec<_>>()
+        ));
     }
     report
 }

@@ -145,6 +145,7 @@ fn has_lone_surrogate_escape(text: &str) -> bool {
 /// Numbers other parsers may read differently: more than 15 significant digits or a large exponent.
 fn has_huge_number(text: &str) -> bool {
     let (mut in_string, mut escaped, mut digits, mut exponent) = (false, false, 0usize, false);
+    let mut exponent_value = 0u32;
     for b in text.bytes() {
         if in_string {
             match (escaped, b) {
@@ -160,14 +161,21 @@ fn has_huge_number(text: &str) -> bool {
                 in_string = true;
                 digits = 0;
             }
+            b'0'..=b'9' if exponent => {
+                exponent_value = exponent_value.saturating_mul(10).saturating_add(u32::from(b - b'0'));
+                if exponent_value > 300 {
+                    return true;
+                }
+            }
             b'0'..=b'9' => {
                 digits += 1;
-                if digits > 15 || (exponent && digits > 2) {
+                if digits > 15 {
                     return true;
                 }
             }
             b'e' | b'E' => {
                 exponent = true;
+                exponent_value = 0;
                 digits = 0;
             }
             b'.' | b'-' | b'+' => {}
@@ -331,8 +339,9 @@ pub fn judge(expected: &Expected, obs: &Observation, extensions: bool) -> Result
     match expected {
         Expected::Close { .. } => {}
         Expected::AnyAnswer => {
-            if answers.is_empty() {
-                return Err(Mismatch::new(Oracle::MissingAnswer, "no answer"));
+            // Implementation-defined: at most one answer (a publish without id earns none).
+            if answers.len() > 1 {
+                one(answers)?;
             }
         }
         Expected::Nothing => {
@@ -439,6 +448,7 @@ mod tests {
             r#"{"type":"subscribe","type":"unsubscribe","topics":["alerts"]}"#,
             r#"{"type":"subscribe","topics":["alerts"],"id":"\ud800"}"#,
             r#"{"type":"publish","topic":"alerts","data":{"n":1e400}}"#,
+            r#"{"id":123456789012345678}"#,
             "\u{FEFF}{}",
         ] {
             assert!(is_ambiguous(text), "{text}");

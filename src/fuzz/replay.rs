@@ -21,10 +21,15 @@ pub enum ReplayFileError {
 }
 
 pub fn load(path: &Path) -> Result<FindingFile, ReplayFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReplayFileError::Read { path: path.display().to_string(), source })?;
-    let file: FindingFile = serde_json::from_str(&text).map_err(|e| ReplayFileError::Invalid { path: path.display().to_string(), detail: e.to_string() })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ReplayFileError::Read { path: path.display().to_string(), source })?;
+    let file: FindingFile = serde_json::from_str(&text)
+        .map_err(|e| ReplayFileError::Invalid { path: path.display().to_string(), detail: e.to_string() })?;
     if file.format != FINDING_FORMAT || file.finding.case.is_none() {
-        return Err(ReplayFileError::Invalid { path: path.display().to_string(), detail: "wrong format or no case".into() });
+        return Err(ReplayFileError::Invalid {
+            path: path.display().to_string(),
+            detail: "wrong format or no case".into(),
+        });
     }
     Ok(file)
 }
@@ -35,7 +40,14 @@ pub async fn replay(plan: FuzzPlan, file: FindingFile, name: &str) -> Result<Fuz
     let started_at = format_rfc3339_millis(SystemTime::now());
     let started = Instant::now();
     let case = file.finding.case.clone().unwrap_or(super::case::FuzzCase::Sequence { steps: Vec::new() });
-    let mut exec = Executor::new(sut.target.clone(), plan.creds.clone(), plan.extensions, plan.answer, plan.max_message_bytes, "replay".into());
+    let mut exec = Executor::new(
+        sut.target.clone(),
+        plan.creds.clone(),
+        plan.extensions,
+        plan.answer,
+        plan.max_message_bytes,
+        "replay".into(),
+    );
     let ran = exec.run(&case).await;
     exec.reset().await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;

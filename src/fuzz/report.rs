@@ -95,10 +95,14 @@ impl FuzzReport {
             }
             let name = format!("finding-{:03}.json", i + 1);
             finding.file = Some(name.clone());
-            let file = FindingFile { format: FINDING_FORMAT.into(), seed: self.seed, finding: finding.clone() };
+            let file =
+                FindingFile { format: FINDING_FORMAT.into(), seed: self.seed, finding: finding.clone() };
             std::fs::write(folder.join(&name), serde_json::to_vec_pretty(&file).map_err(io::Error::other)?)?;
         }
-        std::fs::write(folder.join("report.json"), serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
+        std::fs::write(
+            folder.join("report.json"),
+            serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
+        )?;
         let mut md = Vec::new();
         write_md(&mut md, self)?;
         std::fs::write(folder.join("report.md"), md)
@@ -107,10 +111,27 @@ impl FuzzReport {
 
 pub fn write_md<W: Write>(w: &mut W, r: &FuzzReport) -> io::Result<()> {
     writeln!(w, "# Fuzz: {}\n", if r.passed { "no findings" } else { "FINDINGS" })?;
-    writeln!(w, "- target: `{}`; seed {}; {} workers; reference: {}", r.target, r.seed, r.workers, r.reference.as_deref().unwrap_or("none"))?;
-    writeln!(w, "- {} cases in {:.1} s: **{:.0} cases/s**; {} liveness probes; {} server restarts", r.cases, r.duration_s, r.cases_per_s, r.liveness_probes, r.server_restarts)?;
+    writeln!(
+        w,
+        "- target: `{}`; seed {}; {} workers; reference: {}",
+        r.target,
+        r.seed,
+        r.workers,
+        r.reference.as_deref().unwrap_or("none")
+    )?;
+    writeln!(
+        w,
+        "- {} cases in {:.1} s: **{:.0} cases/s**; {} liveness probes; {} server restarts",
+        r.cases, r.duration_s, r.cases_per_s, r.liveness_probes, r.server_restarts
+    )?;
     if let Some(c) = &r.canaries {
-        writeln!(w, "- canaries: {} published, {} received, {} damage", c.published, c.received, c.damage.len())?;
+        writeln!(
+            w,
+            "- canaries: {} published, {} received, {} damage",
+            c.published,
+            c.received,
+            c.damage.len()
+        )?;
     }
     if let Some(g) = &r.growth {
         writeln!(w, "- growth: {}", g.finding.as_deref().unwrap_or("none"))?;

@@ -100,14 +100,22 @@ struct Counters {
 /// The signature findings are grouped by: case kind, oracle and the expected answer's kind.
 pub fn signature(case: &FuzzCase, mismatch: &Mismatch, max_bytes: usize) -> String {
     let expected = match case {
-        FuzzCase::Message { payload, binary, publish_scope, .. } => match expect_message(payload, *binary, *publish_scope, max_bytes) {
-            Expected::Error { code, .. } => format!("error {code}"),
-            Expected::Confirmed { kind, .. } => kind,
-            Expected::Close { code } => format!("close {code}"),
-            other => format!("{other:?}").split([' ', '{']).next().unwrap_or_default().to_owned(),
-        },
+        FuzzCase::Message { payload, binary, publish_scope, .. } => {
+            match expect_message(payload, *binary, *publish_scope, max_bytes) {
+                Expected::Error { code, .. } => format!("error {code}"),
+                Expected::Confirmed { kind, .. } => kind,
+                Expected::Close { code } => format!("close {code}"),
+                other => format!("{other:?}").split([' ', '{']).next().unwrap_or_default().to_owned(),
+            }
+        }
         FuzzCase::Frames { expect_close, .. } => format!("close {expect_close}"),
-        FuzzCase::Handshake { token } => if token.is_valid() { "accepted".into() } else { "AUTH_ERROR".into() },
+        FuzzCase::Handshake { token } => {
+            if token.is_valid() {
+                "accepted".into()
+            } else {
+                "AUTH_ERROR".into()
+            }
+        }
         FuzzCase::Sequence { .. } => "deliveries".into(),
     };
     format!("{} / {:?} / {expected}", case.kind(), mismatch.oracle)
@@ -121,14 +129,27 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
         return Err(FuzzError::Unreachable { url, detail: e.to_string() });
     }
     let reference = if plan.reference {
-        let spec = SutSpec::Bundled { faults: Vec::new(), secret: plan.creds.secret().unwrap_or(DEFAULT_DEV_SECRET.as_bytes()).to_vec(), child_exe: None };
+        let spec = SutSpec::Bundled {
+            faults: Vec::new(),
+            secret: plan.creds.secret().unwrap_or(DEFAULT_DEV_SECRET.as_bytes()).to_vec(),
+            child_exe: None,
+        };
         Some(Sut::start(spec).await?)
     } else {
         None
     };
-    let corpus: Arc<Vec<CorpusFile>> = Arc::new(plan.corpus.as_ref().ok().and_then(|d| corpus::load(d).ok()).unwrap_or_default());
-    let gen_config = Arc::new(GenConfig { max_message_bytes: plan.max_message_bytes, extensions: plan.extensions, can_mint: plan.creds.secret().is_some() });
-    let nonce = format!("{:x}", plan.seed ^ SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64);
+    let corpus: Arc<Vec<CorpusFile>> =
+        Arc::new(plan.corpus.as_ref().ok().and_then(|d| corpus::load(d).ok()).unwrap_or_default());
+    let gen_config = Arc::new(GenConfig {
+        max_message_bytes: plan.max_message_bytes,
+        extensions: plan.extensions,
+        can_mint: plan.creds.secret().is_some(),
+    });
+    let nonce = format!(
+        "{:x}",
+        plan.seed
+            ^ SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+    );
     let started_at = format_rfc3339_millis(SystemTime::now());
     let started = Instant::now();
     let deadline = match plan.stop {
@@ -147,7 +168,8 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
     });
     let canary_stop = CancellationToken::new();
     let canaries = (plan.canaries && plan.extensions).then(|| {
-        let (target, creds, bound) = (sut.target.clone(), plan.creds.clone(), plan.answer.max(Duration::from_secs(1)));
+        let (target, creds, bound) =
+            (sut.target.clone(), plan.creds.clone(), plan.answer.max(Duration::from_secs(1)));
         tokio::spawn(canary::run(target, creds, format!("canary-{nonce}"), bound, canary_stop.clone()))
     });
     let mut findings: Vec<(u64, FuzzCase, Mismatch)> = Vec::new();
@@ -158,14 +180,35 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
     // Epochs: a server death ends one; the server is restarted and fuzzing goes on.
     loop {
         let epoch = cancel.child_token();
+        let epoch_start = findings.len();
         let (tx, mut rx) = mpsc::channel::<Event>(1024);
         let mut tasks = JoinSet::new();
         for w in 0..workers {
-            let mut exec = Executor::new(sut.target.clone(), plan.creds.clone(), plan.extensions, plan.answer, plan.max_message_bytes, format!("{nonce}-{w}"));
+            let mut exec = Executor::new(
+                sut.target.clone(),
+                plan.creds.clone(),
+                plan.extensions,
+                plan.answer,
+                plan.max_message_bytes,
+                format!("{nonce}-{w}"),
+            );
             let mut ref_exec = reference.as_ref().map(|r| {
-                Executor::new(r.target.clone(), plan.creds.clone(), plan.extensions, plan.answer, plan.max_message_bytes, format!("{nonce}-r{w}"))
+                Executor::new(
+                    r.target.clone(),
+                    plan.creds.clone(),
+                    plan.extensions,
+                    plan.answer,
+                    plan.max_message_bytes,
+                    format!("{nonce}-r{w}"),
+                )
             });
-            let (tx, epoch, counters, corpus, gen_config) = (tx.clone(), epoch.clone(), Arc::clone(&counters), Arc::clone(&corpus), Arc::clone(&gen_config));
+            let (tx, epoch, counters, corpus, gen_config) = (
+                tx.clone(),
+                epoch.clone(),
+                Arc::clone(&counters),
+                Arc::clone(&corpus),
+                Arc::clone(&gen_config),
+            );
             let (seed, probe_every, max_bytes) = (plan.seed, plan.probe_every.max(1), plan.max_message_bytes);
             tasks.spawn(async move {
                 let (mut coverage, mut since_probe, mut probes) = (BTreeMap::new(), 0u64, 0u64);
@@ -181,7 +224,6 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
                         ran = exec.run(&case) => ran,
                         _ = epoch.cancelled() => break,
                     };
-                    counters.in_flight[w].store(u64::MAX, Ordering::Relaxed);
                     counters.done.fetch_add(1, Ordering::Relaxed);
                     for key in &ran.covered {
                         *coverage.entry(key.clone()).or_insert(0u64) += 1;
@@ -190,7 +232,13 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
                     if let (Some(ref_exec), None) = (ref_exec.as_mut(), &mismatch) {
                         let theirs = ref_exec.run(&case).await;
                         if !ran.ambiguous && theirs.mismatch.is_none() && theirs.normal != ran.normal {
-                            mismatch = Some(Mismatch::new(Oracle::Difference, format!("target answered {:?}; the reference answered {:?}", ran.normal, theirs.normal)));
+                            mismatch = Some(Mismatch::new(
+                                Oracle::Difference,
+                                format!(
+                                    "target answered {:?}; the reference answered {:?}",
+                                    ran.normal, theirs.normal
+                                ),
+                            ));
                         }
                     }
                     if let Some(mismatch) = mismatch {
@@ -253,17 +301,46 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
         }
         while tasks.join_next().await.is_some() {}
         let Some(death) = died else { break };
-        let suspects: Vec<u64> = counters.in_flight.iter().map(|a| a.swap(u64::MAX, Ordering::Relaxed)).filter(|&i| i != u64::MAX).collect();
+        // What failed on connections while the server was dying is explained by its death.
+        let connection_level = [
+            Oracle::LivenessLost,
+            Oracle::UnexpectedClose,
+            Oracle::Hang,
+            Oracle::WrongCloseCode,
+            Oracle::NotClosed,
+            Oracle::MissingAnswer,
+        ];
+        let tail = findings.split_off(epoch_start.min(findings.len()));
+        // Suspects: the last case of each worker, and the cases whose connections died with it.
+        let mut suspects: Vec<u64> = counters
+            .in_flight
+            .iter()
+            .map(|a| a.swap(u64::MAX, Ordering::Relaxed))
+            .filter(|&i| i != u64::MAX)
+            .collect();
+        suspects.extend(
+            tail.iter().filter(|(_, _, m)| connection_level.contains(&m.oracle)).map(|(i, _, _)| *i).take(16),
+        );
+        suspects.sort_unstable();
+        suspects.dedup();
+        findings.extend(tail.into_iter().filter(|(_, _, m)| !connection_level.contains(&m.oracle)));
         restarts += 1;
         sut.restart().await?;
         let culprit = find_killer(&mut sut, &plan, &suspects, &corpus, &gen_config).await;
         match culprit {
             Some((index, case)) => findings.push((index, case, Mismatch::new(Oracle::ServerDied, death))),
-            None => other_findings.push(plain_finding(Oracle::ServerDied, format!("{death}; cases in flight: {suspects:?}"), "the server keeps running, whatever the input (§6)")),
+            None => other_findings.push(plain_finding(
+                Oracle::ServerDied,
+                format!("{death}; cases in flight: {suspects:?}"),
+                "the server keeps running, whatever the input (§6)",
+            )),
         }
         restarts += 1;
         sut.restart().await?;
-        if interrupted || counters.next.load(Ordering::Relaxed) >= max_cases || deadline.is_some_and(|d| Instant::now() >= d) {
+        if interrupted
+            || counters.next.load(Ordering::Relaxed) >= max_cases
+            || deadline.is_some_and(|d| Instant::now() >= d)
+        {
             break;
         }
     }
@@ -279,10 +356,25 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
             other_findings.push(plain_finding(Oracle::CanaryDamage, report.damage.iter().take(20).cloned().collect::<Vec<_>>().join("\n"), "canary subscribers lose no event, stay connected and receive within the bound while fuzzing (§5, §6)"));
         }
     }
-    let mut exec = Executor::new(sut.target.clone(), plan.creds.clone(), plan.extensions, plan.answer, plan.max_message_bytes, format!("{nonce}-g"));
-    let growth_report = if plan.growth && !interrupted { Some(growth::check(&mut exec, || sut.rss_bytes()).await) } else { None };
+    let mut exec = Executor::new(
+        sut.target.clone(),
+        plan.creds.clone(),
+        plan.extensions,
+        plan.answer,
+        plan.max_message_bytes,
+        format!("{nonce}-g"),
+    );
+    let growth_report = if plan.growth && !interrupted {
+        Some(growth::check(&mut exec, || sut.rss_bytes()).await)
+    } else {
+        None
+    };
     if let Some(m) = growth_report.as_ref().and_then(growth::mismatch) {
-        other_findings.push(plain_finding(m.oracle, m.detail, "repeating cases does not grow open connections or memory"));
+        other_findings.push(plain_finding(
+            m.oracle,
+            m.detail,
+            "repeating cases does not grow open connections or memory",
+        ));
     }
     let mut grouped = group(findings, plan.max_message_bytes);
     for finding in grouped.iter_mut().take(plan.max_shrinks) {
@@ -384,7 +476,13 @@ pub fn expected_of(case: &FuzzCase, max_bytes: usize) -> String {
 }
 
 /// Runs each suspect alone against the restarted server; the first after which it dies.
-async fn find_killer(sut: &mut Sut, plan: &FuzzPlan, suspects: &[u64], corpus: &[CorpusFile], config: &GenConfig) -> Option<(u64, FuzzCase)> {
+async fn find_killer(
+    sut: &mut Sut,
+    plan: &FuzzPlan,
+    suspects: &[u64],
+    corpus: &[CorpusFile],
+    config: &GenConfig,
+) -> Option<(u64, FuzzCase)> {
     for &index in suspects {
         let case = generate(plan.seed, index, corpus, config);
         if kills(sut, plan, &case).await {
@@ -396,7 +494,14 @@ async fn find_killer(sut: &mut Sut, plan: &FuzzPlan, suspects: &[u64], corpus: &
 
 /// Whether running `case` kills the (child) server; restarts it when it does.
 async fn kills(sut: &mut Sut, plan: &FuzzPlan, case: &FuzzCase) -> bool {
-    let mut exec = Executor::new(sut.target.clone(), plan.creds.clone(), plan.extensions, plan.answer, plan.max_message_bytes, "k".into());
+    let mut exec = Executor::new(
+        sut.target.clone(),
+        plan.creds.clone(),
+        plan.extensions,
+        plan.answer,
+        plan.max_message_bytes,
+        "k".into(),
+    );
     let _ = tokio::time::timeout(plan.answer * 2, exec.run(case)).await;
     exec.reset().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -412,7 +517,14 @@ async fn reproduces(sut: &mut Sut, plan: &FuzzPlan, case: &FuzzCase, oracle: Ora
     if oracle == Oracle::ServerDied {
         return kills(sut, plan, case).await;
     }
-    let mut exec = Executor::new(sut.target.clone(), plan.creds.clone(), plan.extensions, plan.answer, plan.max_message_bytes, format!("{nonce}-s"));
+    let mut exec = Executor::new(
+        sut.target.clone(),
+        plan.creds.clone(),
+        plan.extensions,
+        plan.answer,
+        plan.max_message_bytes,
+        format!("{nonce}-s"),
+    );
     let ran = exec.run(case).await;
     let result = match oracle {
         Oracle::LivenessLost => exec.probe("shrink").await.is_err(),
@@ -437,7 +549,14 @@ async fn shrink_finding(sut: &mut Sut, plan: &FuzzPlan, finding: &mut Finding, n
         }
     })
     .await;
-    let mut exec = Executor::new(sut.target.clone(), plan.creds.clone(), plan.extensions, plan.answer, plan.max_message_bytes, format!("{nonce}-f"));
+    let mut exec = Executor::new(
+        sut.target.clone(),
+        plan.creds.clone(),
+        plan.extensions,
+        plan.answer,
+        plan.max_message_bytes,
+        format!("{nonce}-f"),
+    );
     let ran = exec.run(&small).await;
     exec.reset().await;
     if oracle == Oracle::ServerDied && sut.death().is_some() {

@@ -13,7 +13,12 @@ pub fn candidates(case: &FuzzCase) -> Vec<FuzzCase> {
     let mut out = Vec::new();
     match case {
         FuzzCase::Message { payload, binary, framing, publish_scope } => {
-            let with = |payload: Vec<u8>, framing: Framing, binary: bool, scope: bool| FuzzCase::Message { payload, binary, framing, publish_scope: scope };
+            let with = |payload: Vec<u8>, framing: Framing, binary: bool, scope: bool| FuzzCase::Message {
+                payload,
+                binary,
+                framing,
+                publish_scope: scope,
+            };
             if *framing != Framing::Whole {
                 out.push(with(payload.clone(), Framing::Whole, *binary, *publish_scope));
             }
@@ -22,7 +27,12 @@ pub fn candidates(case: &FuzzCase) -> Vec<FuzzCase> {
             }
             if let Ok(value) = serde_json::from_slice::<Value>(payload) {
                 for smaller in smaller_values(&value) {
-                    out.push(with(smaller.to_string().into_bytes(), framing.clone(), *binary, *publish_scope));
+                    out.push(with(
+                        smaller.to_string().into_bytes(),
+                        framing.clone(),
+                        *binary,
+                        *publish_scope,
+                    ));
                 }
             }
             let len = payload.len();
@@ -89,7 +99,9 @@ fn smaller_values(value: &Value) -> Vec<Value> {
             }
             out.extend(items.iter().take(2).cloned());
         }
-        Value::String(s) if s.chars().count() > 1 => out.push(Value::String(s.chars().take(s.chars().count() / 2).collect())),
+        Value::String(s) if s.chars().count() > 1 => {
+            out.push(Value::String(s.chars().take(s.chars().count() / 2).collect()))
+        }
         _ => {}
     }
     out
@@ -140,7 +152,12 @@ mod tests {
     #[tokio::test]
     async fn shrinks_a_payload_to_what_still_reproduces() {
         let payload = br#"{"type":"subscribe","topics":["alerts","devices"],"filters":{"severity":["high"]},"id":"BUG"}"#.to_vec();
-        let case = FuzzCase::Message { payload, binary: false, framing: Framing::Split(vec![3]), publish_scope: true };
+        let case = FuzzCase::Message {
+            payload,
+            binary: false,
+            framing: Framing::Split(vec![3]),
+            publish_scope: true,
+        };
         let reproduces = |c: FuzzCase| async move {
             matches!(&c, FuzzCase::Message { payload, .. } if String::from_utf8_lossy(payload).contains("BUG"))
         };

@@ -2,4 +2,5 @@
 
 mod common;
 mod conform;
+mod fuzz;
 mod server;
