@@ -39,10 +39,10 @@ pub fn sut_and_credentials(args: &CheckTargetArgs) -> anyhow::Result<(SutSpec, C
 /// The corpus folder, or why there is none (an explicit `--corpus` that is wrong is bad input).
 pub fn corpus(args: &CheckTargetArgs) -> anyhow::Result<Result<PathBuf, String>> {
     let found = crate::fuzz::corpus::locate(args.corpus.as_deref());
-    if args.corpus.is_some() {
-        if let Err(reason) = found {
-            return Err(BadInput(reason).into());
-        }
+    if args.corpus.is_some()
+        && let Err(reason) = found
+    {
+        return Err(BadInput(reason).into());
     }
     Ok(found)
 }

@@ -12,10 +12,10 @@ use crate::report::folder;
 
 pub async fn execute(args: FuzzArgs) -> anyhow::Result<Outcome> {
     let (sut, creds) = sut_and_credentials(&args.check)?;
-    if let Some(reference) = &args.reference {
-        if reference != "embedded" {
-            return Err(BadInput(format!("--reference {reference:?}: only `embedded` is supported")).into());
-        }
+    if let Some(reference) = &args.reference
+        && reference != "embedded"
+    {
+        return Err(BadInput(format!("--reference {reference:?}: only `embedded` is supported")).into());
     }
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()

@@ -296,10 +296,10 @@ pub fn check(cx: &Ctx, sent: &str, obs: &Observation, want: &Want<'_>) -> Result
             if answer.kind.as_deref() != Some("publish_ack") || answer.id.as_deref() != Some(id) {
                 return fail("not a publish_ack with the request's id");
             }
-            if let Some(n) = delivered {
-                if answer.value["delivered"].as_u64() != Some(*n) {
-                    return fail("wrong delivered count");
-                }
+            if let Some(n) = delivered
+                && answer.value["delivered"].as_u64() != Some(*n)
+            {
+                return fail("wrong delivered count");
             }
         }
     }

@@ -340,7 +340,7 @@ fn event_cases() -> Vec<Case> {
             let marker = cx.marker("atomic");
             let mut sub = subscriber(&cx, json!({"type": "subscribe", "topics": ["alerts"], "filters": {"severity": ["high"], "device_id": [marker]}})).await?;
             let bad = [
-                (format!(r#"{{"type":"subscribe","topics":["devices","weather"],"id":"b1"}}"#), SubscriptionError),
+                (r#"{"type":"subscribe","topics":["devices","weather"],"id":"b1"}"#.to_string(), SubscriptionError),
                 (r#"{"type":"subscribe","topics":["alerts"],"filters":{"severity":["urgent"]},"id":"b2"}"#.to_string(), SubscriptionError),
                 (r#"{"type":"subscribe","topics":["alerts","devices"],"filters":{"severity":"low"},"id":"b3"}"#.to_string(), InvalidMessage),
             ];

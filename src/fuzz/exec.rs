@@ -129,13 +129,13 @@ impl Executor {
             ran.disruptive = !closes;
         }
         verdict?;
-        if let Some(whole) = whole {
-            if whole != ran.normal {
-                return Err(Mismatch::new(
-                    Oracle::Difference,
-                    format!("sent whole: {whole:?}; sent as {framing:?}: {:?}", ran.normal),
-                ));
-            }
+        if let Some(whole) = whole
+            && whole != ran.normal
+        {
+            return Err(Mismatch::new(
+                Oracle::Difference,
+                format!("sent whole: {whole:?}; sent as {framing:?}: {:?}", ran.normal),
+            ));
         }
         Ok(())
     }
@@ -198,14 +198,14 @@ impl Executor {
         }
         // An invalid token must not get past the first message: judge that at once.
         let first = conn.next_message(self.answer).await;
-        if let Ok(m) = &first {
-            if is_established(m) || m.is_event() {
-                conn.close().await;
-                return Err(Mismatch::new(
-                    Oracle::WrongAnswer,
-                    format!("invalid token {mutation:?} was accepted: {}", m.text),
-                ));
-            }
+        if let Ok(m) = &first
+            && (is_established(m) || m.is_event())
+        {
+            conn.close().await;
+            return Err(Mismatch::new(
+                Oracle::WrongAnswer,
+                format!("invalid token {mutation:?} was accepted: {}", m.text),
+            ));
         }
         let (mut seen, end) = match first {
             Ok(m) => {

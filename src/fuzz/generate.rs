@@ -267,7 +267,7 @@ pub fn hostile(rng: &mut ChaCha8Rng, config: &GenConfig) -> Vec<u8> {
         }
         3 => {
             let depth = rng.random_range(20..300usize);
-            format!("{}{}", "{\"a\":".repeat(depth), format!("1{}", "}".repeat(depth)))
+            format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth))
         }
         4 => r#"{"type":"subscribe","topics":["\u0061lerts","\ud83d\ude00"],"id":"\udc00\ud800"}"#.to_owned(),
         5 => {

@@ -78,23 +78,23 @@ pub async fn check(exec: &mut Executor, rss: impl Fn() -> Option<u64>) -> Growth
     // Let closes settle before judging connections.
     for _ in 0..20 {
         let (first, last) = (report.samples[0], sample(&authority, rss(), wait).await);
-        if let (Some(a), Some(b)) = (first.connections_open, last.connections_open) {
-            if b <= a + 1.0 {
-                break;
-            }
+        if let (Some(a), Some(b)) = (first.connections_open, last.connections_open)
+            && b <= a + 1.0
+        {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let last = sample(&authority, rss(), wait).await;
     report.samples.push(last);
     let first = report.samples[0];
-    if let (Some(a), Some(b)) = (first.connections_open, last.connections_open) {
-        if b > a + 2.0 {
-            report.finding = Some(format!(
-                "open connections grew from {a} to {b} after {} repeated cases that all closed their connections",
-                ROUNDS * PER_ROUND
-            ));
-        }
+    if let (Some(a), Some(b)) = (first.connections_open, last.connections_open)
+        && b > a + 2.0
+    {
+        report.finding = Some(format!(
+            "open connections grew from {a} to {b} after {} repeated cases that all closed their connections",
+            ROUNDS * PER_ROUND
+        ));
     }
     let rss: Vec<f64> =
         report.samples[1..report.samples.len() - 1].iter().filter_map(|s| s.rss_bytes).collect();

@@ -286,12 +286,11 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
                     None => open = false,
                 },
                 _ = watch.tick() => {
-                    if died.is_none() {
-                        if let Some(death) = sut.death() {
+                    if died.is_none()
+                        && let Some(death) = sut.death() {
                             died = Some(death);
                             epoch.cancel();
                         }
-                    }
                 }
                 _ = cancel.cancelled(), if !interrupted => {
                     interrupted = true;
@@ -351,10 +350,10 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
         Some(task) => task.await.ok().flatten(),
         None => None,
     };
-    if let Some(report) = &canary_report {
-        if !report.damage.is_empty() {
-            other_findings.push(plain_finding(Oracle::CanaryDamage, report.damage.iter().take(20).cloned().collect::<Vec<_>>().join("\n"), "canary subscribers lose no event, stay connected and receive within the bound while fuzzing (§5, §6)"));
-        }
+    if let Some(report) = &canary_report
+        && !report.damage.is_empty()
+    {
+        other_findings.push(plain_finding(Oracle::CanaryDamage, report.damage.iter().take(20).cloned().collect::<Vec<_>>().join("\n"), "canary subscribers lose no event, stay connected and receive within the bound while fuzzing (§5, §6)"));
     }
     let mut exec = Executor::new(
         sut.target.clone(),

@@ -80,11 +80,11 @@ pub fn parse_client_message(text: &str, may_publish: bool) -> Result<ClientMessa
     let kind = raw_str(kind).ok_or_else(|| invalid("`type` must be a string"))?;
     match &*kind {
         "subscribe" => {
-            let id = id.map_err(|m| invalid(m))?;
+            let id = id.map_err(&invalid)?;
             parse_subscribe(&object, id).map(ClientMessage::Subscribe)
         }
         "unsubscribe" => {
-            let id = id.map_err(|m| invalid(m))?;
+            let id = id.map_err(&invalid)?;
             let topics = parse_topics(&object, &id)?;
             Ok(ClientMessage::Unsubscribe(Unsubscribe { topics, id }))
         }
@@ -94,7 +94,7 @@ pub fn parse_client_message(text: &str, may_publish: bool) -> Result<ClientMessa
             echo,
         )),
         "publish" => {
-            let id = id.map_err(|m| invalid(m))?;
+            let id = id.map_err(invalid)?;
             parse_publish_fields(&object, id).map(ClientMessage::Publish)
         }
         _ => Err(Rejection::new(
