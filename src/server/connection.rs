@@ -364,11 +364,11 @@ impl<'a> Session<'a> {
 /// An `error` frame, honouring the `no-error-timestamp` fault.
 fn error_frame(shared: &Shared, code: ErrorCode, message: &str, id: Option<&str>) -> Utf8Bytes {
     let mut text = out::error_json(code, message, id);
-    if shared.config.faults.protocol.no_error_timestamp
-        && let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(&text)
-    {
-        map.remove("timestamp");
-        text = serde_json::Value::Object(map).to_string();
+    if shared.config.faults.protocol.no_error_timestamp {
+        if let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(&text) {
+            map.remove("timestamp");
+            text = serde_json::Value::Object(map).to_string();
+        }
     }
     Utf8Bytes::from(text)
 }
