@@ -299,6 +299,11 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
             }
         }
         while tasks.join_next().await.is_some() {}
+        if died.is_none() && sut.is_bundled() {
+            // The last cases may have killed it after the last look.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            died = sut.death();
+        }
         let Some(death) = died else { break };
         // What failed on connections while the server was dying is explained by its death.
         let connection_level = [
