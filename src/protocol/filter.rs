@@ -6,7 +6,7 @@
 //! subscriber must, and must not, receive.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::Value;
 
@@ -50,11 +50,16 @@ impl Filters {
         K: Into<Box<str>>,
         V: Into<Box<str>>,
     {
-        let mut by_key: BTreeMap<Box<str>, Box<[Box<str>]>> = BTreeMap::new();
-        for (key, values) in pairs {
-            by_key.insert(key.into(), unique_in_order(values.into_iter().map(Into::into).collect()));
-        }
-        Filters { entries: by_key.into_iter().collect() }
+        let mut entries: Vec<Entry> = pairs
+            .into_iter()
+            .map(|(key, values)| (key.into(), unique_in_order(values.into_iter().map(Into::into).collect())))
+            .collect();
+        // Stable: a repeated key's entries keep their order, so the last given is the last of its run.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.reverse();
+        entries.dedup_by(|later, kept| later.0 == kept.0);
+        entries.reverse();
+        Filters { entries }
     }
 
     pub fn is_empty(&self) -> bool {
