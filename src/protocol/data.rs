@@ -75,6 +75,11 @@ pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     if !text.starts_with('"') {
         return None;
     }
+    // A raw value is valid JSON, so a quoted string without escapes is its own content.
+    let inner = &text[1..text.len() - 1];
+    if !inner.as_bytes().contains(&b'\\') {
+        return Some(Cow::Borrowed(inner));
+    }
     if let Ok(s) = serde_json::from_str::<&str>(text) {
         return Some(Cow::Borrowed(s));
     }
@@ -92,10 +97,12 @@ pub fn raw_f64(raw: &RawValue) -> Option<f64> {
 
 /// A raw JSON value as an unsigned integer.
 pub fn raw_u64(raw: &RawValue) -> Option<u64> {
-    match raw.get().as_bytes().first() {
-        Some(b'0'..=b'9') => serde_json::from_str::<u64>(raw.get()).ok(),
-        _ => None,
+    let text = raw.get();
+    // Valid JSON digits only (no sign, fraction or exponent) parse as they are.
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    text.parse().ok()
 }
 
 struct ObjectVisitor;
@@ -155,6 +162,17 @@ mod tests {
         assert_eq!(view.get_str("a").as_deref(), Some("x"));
         assert_eq!(view.get_f64("n"), Some(12.5));
         assert_eq!(view.get_str("n"), None);
+    }
+
+    #[test]
+    fn raw_values_are_read_without_a_second_parse_when_they_can_be() {
+        let view = ObjectView::parse(r#"{"s":"plain","e":"a\"b","n":18446744073709551615,"f":1.5,"neg":-1,"big":18446744073709551616}"#).unwrap();
+        assert!(matches!(view.get_str("s"), Some(Cow::Borrowed("plain"))));
+        assert_eq!(view.get_str("e").as_deref(), Some("a\"b"));
+        assert_eq!(view.get("n").and_then(raw_u64), Some(u64::MAX));
+        for key in ["f", "neg", "big", "s"] {
+            assert_eq!(view.get(key).and_then(raw_u64), None, "{key}");
+        }
     }
 
     #[test]
