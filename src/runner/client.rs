@@ -46,6 +46,8 @@ pub async fn run(ctx: Rc<ShardCtx>, group: usize, index: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(mix64(run.plan.seed, group as u32, index));
     let subject = format!("{}-{index}", g.plan.name);
     let mut connections = 0u64;
+    // Spreads every client of the run over the connector's source addresses.
+    let source_index = run.groups[..group].iter().map(|g| g.plan.count).sum::<u64>() + index;
     loop {
         if run.stop.is_cancelled() {
             return;
@@ -55,7 +57,7 @@ pub async fn run(ctx: Rc<ShardCtx>, group: usize, index: u64) {
         let receive_buffer = g.plan.stall.and_then(|s| s.socket_buffer_bytes);
         let connected = tokio::select! {
             _ = run.stop.cancelled() => return,
-            connected = run.connector.connect(token.as_deref(), g.plan.token_in_query, receive_buffer) => connected,
+            connected = run.connector.connect(token.as_deref(), g.plan.token_in_query, receive_buffer, source_index) => connected,
         };
         let mut ws = match connected {
             Ok(ws) => ws,
