@@ -38,11 +38,12 @@ pub struct Connector {
     sources: Arc<[IpAddr]>,
 }
 
-/// tungstenite buffers for clients: 4 KiB read buffer (its 128 KiB default costs ~135 KiB per
-/// connection and is zero-filled before every read); writes go out frame by frame.
+/// tungstenite buffers for clients: 2 KiB read buffer (its 128 KiB default costs ~135 KiB per
+/// connection and is zero-filled before every read; 2 KiB still holds several events per read);
+/// writes go out frame by frame.
 pub fn client_websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1 << 20)
         .max_message_size(Some(16 << 20))

@@ -6,6 +6,7 @@
 //! A write that blocks on a client that does not read is itself raced against the interrupts,
 //! so a slow consumer is cut within the bound of §5 rule 5 whatever its socket does.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
@@ -101,26 +102,31 @@ struct Session<'a> {
     unanswered_pings: u32,
 }
 
-/// What can cut a connection short at any await point.
-struct Interrupts {
-    shutdown: CancellationToken,
-    overflow: Arc<Overflow>,
-    expires_at: Option<Instant>,
-}
+/// What can cut a connection short at any await point: shutdown, slow-consumer overflow, token
+/// expiry. One future for the connection's life, so waiting on it between messages registers
+/// nothing anew with the runtime.
+struct Interrupts(Pin<Box<dyn Future<Output = End> + Send>>);
 
 impl Interrupts {
-    async fn fired(&self) -> End {
-        let expiry = async {
-            match self.expires_at {
-                Some(at) => sleep_until(at).await,
-                None => std::future::pending().await,
+    fn new(shutdown: CancellationToken, overflow: Arc<Overflow>, expires_at: Option<Instant>) -> Interrupts {
+        Interrupts(Box::pin(async move {
+            let expiry = async {
+                match expires_at {
+                    Some(at) => sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => End::Shutdown,
+                _ = overflow.wait() => End::SlowConsumer,
+                _ = expiry => End::TokenExpired,
             }
-        };
-        tokio::select! {
-            _ = self.shutdown.cancelled() => End::Shutdown,
-            _ = self.overflow.wait() => End::SlowConsumer,
-            _ = expiry => End::TokenExpired,
-        }
+        }))
+    }
+
+    /// Resolves when one of the interrupts fires; not to be awaited again after that.
+    async fn fired(&mut self) -> End {
+        self.0.as_mut().await
     }
 }
 
@@ -131,8 +137,7 @@ impl<'a> Session<'a> {
             let remaining = (token.expires_at_s - unix_now_s()).max(0.0);
             Instant::now() + Duration::from_secs_f64(remaining.min(1e9))
         });
-        let interrupts =
-            Interrupts { shutdown: shared.shutdown.child_token(), overflow: outbox.overflow(), expires_at };
+        let interrupts = Interrupts::new(shared.shutdown.child_token(), outbox.overflow(), expires_at);
         Session {
             conn,
             token,
@@ -334,7 +339,7 @@ impl<'a> Session<'a> {
     }
 
     /// Runs a write, unless an interrupt fires first.
-    async fn guarded(&self, write: impl Future<Output = Result<(), WsError>>) -> Result<(), End> {
+    async fn guarded(&mut self, write: impl Future<Output = Result<(), WsError>>) -> Result<(), End> {
         tokio::select! {
             biased;
             end = self.interrupts.fired() => Err(end),
