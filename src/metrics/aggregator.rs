@@ -30,6 +30,8 @@ pub struct Totals {
     pub bytes_received: u64,
     /// Per publisher, per sequence number: the latest receipt anywhere (µs since the epoch).
     pub completion: Vec<Vec<u64>>,
+    /// Per shard thread: the share of its time it was on the CPU.
+    pub shard_busy: Vec<f64>,
 }
 
 impl Totals {
@@ -73,6 +75,7 @@ pub async fn run(config: AggregatorConfig, mut reports: mpsc::Receiver<ShardRepo
         if report.is_final {
             finished_shards += 1;
             merge_completion(&mut totals.completion, &report.completion);
+            totals.shard_busy.push(report.busy);
         }
         if let Some(slot) = clients_by_shard.get_mut(report.shard) {
             *slot = report.clients_connected;

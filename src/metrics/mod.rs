@@ -174,6 +174,7 @@ impl ShardStats {
             bytes_received: std::mem::take(&mut self.bytes_received),
             completion: Vec::new(),
             is_final: false,
+            busy: 0.0,
         }
     }
 }
@@ -196,6 +197,8 @@ pub struct ShardReport {
     pub completion: Vec<Vec<u64>>,
     /// The shard's last report.
     pub is_final: bool,
+    /// In the final report: the share of the shard thread's wall time spent on CPU (0–1).
+    pub busy: f64,
 }
 
 #[cfg(test)]

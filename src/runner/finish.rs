@@ -13,6 +13,9 @@ use crate::scenario::gates::apply_gates;
 use crate::util::duration::format_duration;
 use crate::util::process;
 
+/// Share of its time a shard thread may spend on the CPU before the harness counts as saturated.
+const BUSY_LIMIT: f64 = 0.95;
+
 /// What the run cost this process.
 #[derive(Debug, Clone, Copy)]
 pub struct Usage {
@@ -119,6 +122,13 @@ fn harness_report(run: &RunShared, totals: &Totals, usage: Usage, delivered: u64
     let loop_lag = summarize(totals.histograms.get(LatencyMetric::LoopLag));
     let limit = run.plan.harness.max_loop_lag;
     let mut reasons = Vec::new();
+    if let Some(busiest) = totals.shard_busy.iter().copied().reduce(f64::max).filter(|b| *b > BUSY_LIMIT) {
+        reasons.push(format!(
+            "a harness thread was on the CPU {:.0} % of the run (limit {:.0} %): it had no headroom left",
+            busiest * 100.0,
+            BUSY_LIMIT * 100.0
+        ));
+    }
     if loop_lag.p99 > limit.as_micros() as u64 {
         reasons.push(format!(
             "the harness's event loop ran {} late at p99 (limit {}): its timestamps include its own delay",

@@ -13,6 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use super::context::{RunShared, ShardCtx};
 use super::{client, publisher};
 use crate::metrics::{LatencyMetric, ShardReport};
+use crate::util::process;
 
 /// What one shard runs.
 #[derive(Debug, Default, Clone)]
@@ -46,6 +47,7 @@ pub fn spawn(
 }
 
 async fn shard_main(run: Arc<RunShared>, assignment: ShardAssignment, reports: mpsc::Sender<ShardReport>) {
+    let (cpu_at_start, wall_start) = (process::thread_cpu_time(), Instant::now());
     let ctx = Rc::new(ShardCtx::new(Arc::clone(&run), assignment.index));
     let start = run.clock.instant_at(run.start_us);
     let reporter = tokio::task::spawn_local(report_every_second(Rc::clone(&ctx), reports.clone()));
@@ -68,6 +70,12 @@ async fn shard_main(run: Arc<RunShared>, assignment: ShardAssignment, reports: m
     let mut last = ctx.stats.borrow_mut().take_delta(interval, ctx.index);
     last.completion = std::mem::take(&mut *ctx.completion.borrow_mut());
     last.is_final = true;
+    let wall = wall_start.elapsed().as_secs_f64();
+    last.busy = if wall > 0.0 {
+        process::thread_cpu_time().saturating_sub(cpu_at_start).as_secs_f64() / wall
+    } else {
+        0.0
+    };
     let _ = reports.send(last).await;
 }
 

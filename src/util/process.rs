@@ -11,6 +11,17 @@ pub fn cpu_time() -> Duration {
     timeval(usage.ru_utime) + timeval(usage.ru_stime)
 }
 
+/// CPU time (user + system) the calling thread has used so far.
+pub fn thread_cpu_time() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value, and getrusage fills it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+        usage
+    };
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
 /// Peak resident memory of this process, in bytes.
 pub fn peak_rss_bytes() -> u64 {
     // Linux reports ru_maxrss in KiB.
