@@ -92,6 +92,9 @@ async fn coordinate(
             .arg(&out)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            // Their own process group: a Ctrl-C at the terminal reaches only this parent, which
+            // forwards one SIGINT to each worker (a second would abort them without a report).
+            .process_group(0)
             .kill_on_drop(true);
         match (&plan.credentials, &setup.token_file) {
             (_, Some(file)) => {

@@ -93,6 +93,23 @@ fn run_writes_every_report_file_with_the_fields_cli_md_fixes() {
 }
 
 #[test]
+fn run_with_workers_merges_their_reports_into_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "tiny.toml", TINY);
+    let out = harness(&["run", &path, "--workers", "2", "--out", "out", "-q"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/report.json")).unwrap()).unwrap();
+    assert_eq!(report["harness"]["workers"].as_u64(), Some(2));
+    assert_eq!(report["peak_clients"].as_u64(), Some(10));
+    assert_eq!(report["counters"]["events_missing"].as_u64(), Some(0));
+    assert_eq!(report["counters"]["connections_opened"].as_u64(), Some(11), "10 clients and a publisher");
+    for worker in ["out/workers/worker-0/report.json", "out/workers/worker-1/report.json"] {
+        assert!(dir.path().join(worker).is_file(), "{worker}");
+    }
+}
+
+#[test]
 fn run_failing_a_gate_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "strict.toml", &TINY.replace("< 1s", "< 1us"));
