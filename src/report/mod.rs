@@ -1,14 +1,20 @@
 //! Reports: where they are written and the formats shared by every command.
 //!
 //! - [`folder`]: the report folder of CLI.md; [`files`]: writing a run's folder;
-//! - [`hlog`]: HdrHistogram interval logs, one per latency metric;
+//! - [`model`]: `report.json` of `run`; [`counters`]: what each counter means;
+//! - [`md`]: `report.md`, short enough for a pull-request comment;
+//! - [`html`]: `report.html`, one self-contained page with [`svg`] charts;
 //! - [`junit`]: JUnit XML, one testcase per gate or conformance case;
-//! - [`model`]: `report.json` of `run`;
-//! - [`md`]: `report.md`, short enough for a pull-request comment.
+//! - [`hlog`]: HdrHistogram interval logs, one per latency metric;
+//! - [`markup`]: XML/HTML escaping shared by the markup formats.
 
+pub mod counters;
 pub mod files;
 pub mod folder;
 pub mod hlog;
+pub mod html;
 pub mod junit;
+pub mod markup;
 pub mod md;
 pub mod model;
+pub mod svg;
