@@ -28,8 +28,103 @@ pub enum Command {
     ///
     /// Without a target (flag or file) the bundled reference server is started in-process.
     Run(RunArgs),
+    /// Combine the reports of the shards of one run into one report (histograms merged exactly,
+    /// counters added, gates judged again on the merged data).
+    Merge(MergeArgs),
     /// Print a signed HS256 token for a target that uses a shared secret.
     Token(TokenArgs),
+    /// Run the named conformance cases of PROTOCOL.md against a target.
+    Conform(ConformArgs),
+    /// Fuzz a target's protocol handling with oracles; findings are saved as replayable files.
+    Fuzz(FuzzArgs),
+}
+
+/// The server to check and how to get tokens for it (conform, fuzz).
+#[derive(Debug, Clone, Args)]
+pub struct CheckTargetArgs {
+    /// ws:// URL of the server to check [default: the bundled reference server, started in-process].
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+    /// Tokens to use, one per line, for a target whose secret is unknown; cases that need to mint
+    /// special tokens are then skipped with that reason.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Break the bundled server on purpose (repeatable; see `serve --help`); not with --target.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// Run the bundled server as a child process, so that a crash is seen as the process dying
+    /// (implied by --fault crash-on-deep-nesting).
+    #[arg(long)]
+    pub child_server: bool,
+    /// The JSONTestSuite folder [default: ../shared/corpus/jsontestsuite next to the crate or the current directory].
+    #[arg(long, value_name = "DIR")]
+    pub corpus: Option<PathBuf>,
+    /// The target's largest client message in bytes.
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    pub max_message_size: usize,
+    /// Report folder [default: reports/<name>-<UTC time>/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConformArgs {
+    #[command(flatten)]
+    pub check: CheckTargetArgs,
+    /// Skip the cases that check extensions of PROTOCOL.md, which a third-party server need not implement.
+    #[arg(long)]
+    pub no_extensions: bool,
+    /// Run only the cases whose name contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub only: Option<String>,
+    /// The target's handshake deadline (slowloris case) [default: 10s; 2s for the bundled server].
+    #[arg(long, value_parser = parse_duration)]
+    pub handshake_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct FuzzArgs {
+    #[command(flatten)]
+    pub check: CheckTargetArgs,
+    /// Seed of the case generator; the same seed generates the same cases [default: from the clock, printed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop after this long.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "cases")]
+    pub duration: Option<Duration>,
+    /// Stop after this many cases [default: 20000 unless --duration].
+    #[arg(long)]
+    pub cases: Option<u64>,
+    /// Also send each case to a reference server and report any difference in the normalized answers.
+    #[arg(long, value_name = "embedded")]
+    pub reference: Option<String>,
+    /// Rerun one saved finding instead of fuzzing.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// Concurrent fuzzing connections.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// A fresh client's liveness probe runs after every this many cases of a worker (1: after each case).
+    #[arg(long, default_value_t = 16)]
+    pub probe_every: u64,
+    /// How long an answer may take before the case counts as a hang.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub answer_timeout: Duration,
+    /// Skip the checks of extensions of PROTOCOL.md.
+    #[arg(long)]
+    pub no_extensions: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' report.json files (or their report folders).
+    #[arg(required = true, num_args = 1..)]
+    pub reports: Vec<PathBuf>,
+    /// Folder for the merged report.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// The shared secret used to verify or mint tokens.
@@ -71,6 +166,43 @@ pub struct RunArgs {
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Split the clients over this many worker processes [default: as many as the open-file
+    /// limit requires, 0 when the run fits in one process].
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Run only shard I of N of the scenario (every N-th client of each group and publisher);
+    /// combine the shards' reports with `merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::runner::ShardOf>,
+    /// When the run starts (all shards of a run must share it): RFC 3339 (2026-01-01T10:00:00Z)
+    /// or seconds since the Unix epoch.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at, requires = "shard")]
+    pub start_at: Option<u64>,
+    /// Client threads in this process [default: the scenario's, else one per CPU].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Shared run id of the shards of one run (set by the parent of worker processes).
+    #[arg(long, hide = true)]
+    pub run_id: Option<u32>,
+    /// Shared-memory publisher board of local worker processes (set by their parent).
+    #[arg(long, hide = true)]
+    pub board: Option<PathBuf>,
+    /// Progress as JSON lines on stdout (for a parent of worker processes).
+    #[arg(long, hide = true)]
+    pub progress_json: bool,
+}
+
+/// RFC 3339 or Unix seconds, to microseconds since the epoch.
+fn parse_start_at(text: &str) -> Result<u64, String> {
+    if let Some(us) = crate::protocol::timestamp::parse_rfc3339_utc(text) {
+        return Ok(us);
+    }
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok((seconds * 1e6) as u64),
+        _ => Err(format!(
+            "invalid start time {text:?}: expected RFC 3339 UTC (2026-01-01T10:00:00Z) or Unix seconds"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

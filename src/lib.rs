@@ -3,6 +3,9 @@
 //! Load-testing and protocol-fuzzing harness for the OpenFrame WebSocket API, with the
 //! reference server it tests against by default.
 //!
+//! - [`conform`]: the named conformance cases of PROTOCOL.md, their runner and reports.
+//! - [`fuzz`]: protocol fuzzing: generators, mutators, oracles, shrinking, corpus, replay.
+//! - [`probe`]: the checking client both share: targets, the server under test, observed answers.
 //! - [`protocol`]: messages, topics, filters, tokens and their validation; shared by everything.
 //! - [`scenario`]: scenario files and the validated plan a run executes.
 //! - [`metrics`]: latency histograms, per-shard statistics, the aggregator, live progress.
@@ -14,8 +17,11 @@
 //! - [`cli`], [`commands`], [`error`]: the command line, one module per subcommand, exit codes.
 pub mod cli;
 pub mod commands;
+pub mod conform;
 pub mod error;
+pub mod fuzz;
 pub mod metrics;
+pub mod probe;
 pub mod protocol;
 pub mod report;
 pub mod runner;

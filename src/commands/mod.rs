@@ -1,6 +1,10 @@
 //! One module per subcommand: each turns its parsed arguments into a plan, runs it through the
 //! library and says how it came out. `main.rs` only maps the result to an exit code.
 
+mod check;
+mod conform;
+mod fuzz;
+mod merge;
 mod run;
 mod serve;
 mod token;
@@ -13,6 +17,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Serve(args) => serve::execute(args).await,
         Command::Run(args) => run::execute(args).await,
+        Command::Merge(args) => merge::execute(args),
         Command::Token(args) => token::execute(args),
+        Command::Conform(args) => conform::execute(args).await,
+        Command::Fuzz(args) => fuzz::execute(args).await,
     }
 }

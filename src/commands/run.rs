@@ -12,7 +12,9 @@ use crate::error::{BadInput, Outcome};
 use crate::report::files::write_run_folder;
 use crate::report::md::verdict;
 use crate::report::model::RunReport;
+use crate::runner::workers::WorkerSetup;
 use crate::runner::{self, RunOptions};
+use crate::scenario::plan::TargetPlan;
 use crate::scenario::{self, Overrides, plan::read_tokens};
 use crate::util::duration::format_micros;
 
@@ -24,30 +26,68 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
         jwt_secret: args.credentials.secret.jwt_secret.clone(),
         token_file: token_file(&args.credentials)?,
     };
-    let plan = scenario::load(&args.scenario, &overrides)?;
+    let mut plan = scenario::load(&args.scenario, &overrides)?;
+    if let Some(threads) = args.threads {
+        plan.harness.threads = threads.clamp(1, 64);
+    }
+    if args.shard.is_some() && matches!(plan.target, TargetPlan::Embedded { .. }) {
+        return Err(BadInput(
+            "--shard needs an external target (--target or the scenario's `target`): \
+                             shards of one run must share one server"
+                .into(),
+        )
+        .into());
+    }
+    let workers = match (args.shard, args.workers) {
+        (Some(_), _) => 0,
+        (None, Some(workers)) => workers,
+        (None, None) => runner::workers_needed(&plan).context("preflight")?,
+    };
     let name = plan.name.clone();
     if !args.quiet {
         eprintln!(
-            "run {:?}: {} clients in {} groups, {} publishers, {:?}, target {}, seed {}",
+            "run {:?}: {} clients in {} groups, {} publishers, {:?}, target {}, seed {}{}",
             name,
             plan.planned_clients(),
             plan.groups.len(),
             plan.publishers.len(),
             plan.duration,
             plan.target_name(),
-            plan.seed
+            plan.seed,
+            if workers > 0 { format!(", {workers} worker processes") } else { String::new() }
         );
     }
-    let interrupt = CancellationToken::new();
-    watch_interrupts(interrupt.clone())?;
-    let options = RunOptions { quiet: args.quiet, interrupt };
-    let report = runner::run(plan, options).await.context("the run could not be carried out")?;
     let folder = crate::report::folder::create(args.out.as_deref(), &name)
         .context("cannot create the report folder")?;
+    let interrupt = CancellationToken::new();
+    watch_interrupts(interrupt.clone())?;
+    let options = RunOptions {
+        quiet: args.quiet,
+        interrupt,
+        shard: args.shard,
+        start_at_us: args.start_at,
+        run_id: args.run_id,
+        board: args.board.clone(),
+        progress_json: args.progress_json,
+    };
+    let report = if workers > 0 {
+        let setup = WorkerSetup {
+            scenario: args.scenario.clone(),
+            workers,
+            folder: folder.join("workers"),
+            token_file: args.credentials.token_file.clone(),
+        };
+        runner::workers::run(plan, setup, options).await
+    } else {
+        runner::run(plan, options).await
+    }
+    .context("the run could not be carried out")?;
     write_run_folder(&folder, &report)
         .with_context(|| format!("cannot write the report into {}", folder.display()))?;
-    print_summary(&report);
-    println!("report: {}", folder.display());
+    if !args.progress_json {
+        print_summary(&report);
+        println!("report: {}", folder.display());
+    }
     Ok(outcome(&report))
 }
 
@@ -83,7 +123,8 @@ fn watch_interrupts(interrupt: CancellationToken) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn outcome(report: &RunReport) -> Outcome {
+/// The exit code a finished run earns.
+pub(super) fn outcome(report: &RunReport) -> Outcome {
     if report.interrupted {
         Outcome::Interrupted
     } else if !report.valid {
@@ -95,7 +136,8 @@ fn outcome(report: &RunReport) -> Outcome {
     }
 }
 
-fn print_summary(report: &RunReport) {
+/// The verdict, counters, fan-out latency and gates, on stderr.
+pub(super) fn print_summary(report: &RunReport) {
     let c = &report.counters;
     let mut err = std::io::stderr().lock();
     let fanout = report.latency_us.get("fanout").copied().unwrap_or_default();

@@ -50,7 +50,7 @@ pub struct AggregatorConfig {
     pub groups: usize,
     pub planned_clients: u64,
     pub duration_s: f64,
-    pub quiet: bool,
+    pub progress: Progress,
 }
 
 #[derive(Debug, Default)]
@@ -63,7 +63,7 @@ struct PendingInterval {
 
 /// Runs until every shard has sent its final report (or every sender is gone).
 pub async fn run(config: AggregatorConfig, mut reports: mpsc::Receiver<ShardReport>) -> Totals {
-    let progress = Progress::new(config.quiet);
+    let progress = config.progress;
     let mut totals = Totals { counters: vec![Counters::default(); config.groups + 1], ..Totals::default() };
     let mut pending: BTreeMap<u64, PendingInterval> = BTreeMap::new();
     let mut finished_shards = 0;
@@ -207,7 +207,7 @@ mod tests {
     async fn an_interval_closes_when_every_shard_reported_it() {
         let (tx, rx) = mpsc::channel(16);
         let config =
-            AggregatorConfig { shards: 2, groups: 1, planned_clients: 20, duration_s: 2.0, quiet: true };
+            AggregatorConfig { shards: 2, groups: 1, planned_clients: 20, duration_s: 2.0, progress: Progress::Off };
         let task = tokio::spawn(run(config, rx));
         tx.send(report(0, 1, 5, false)).await.unwrap();
         tx.send(report(1, 1, 7, false)).await.unwrap();

@@ -35,44 +35,52 @@ impl ProgressLine {
     }
 }
 
-/// Prints progress lines to stderr.
-#[derive(Debug)]
-pub struct Progress {
-    enabled: bool,
-    terminal: bool,
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Off,
+    /// One human line a second on stderr.
+    Line,
+    /// One JSON object a second on stdout, for a parent process that merges its workers.
+    JsonLines,
 }
 
 impl Progress {
-    pub fn new(quiet: bool) -> Progress {
-        Progress { enabled: !quiet, terminal: std::io::stderr().is_terminal() }
+    pub fn show(&self, line: &ProgressLine) {
+        match self {
+            Progress::Off => {}
+            Progress::JsonLines => {
+                let json = serde_json::json!({
+                    "t_s": line.t_s, "clients": line.clients, "events_per_s": line.events_per_s,
+                    "fanout_p99_us": line.fanout_p99_us, "missing": line.missing, "errors": line.errors,
+                });
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{json}");
+                let _ = out.flush();
+            }
+            Progress::Line => show_line(line),
+        }
     }
 
-    pub fn show(&self, line: &ProgressLine) {
-        if !self.enabled {
-            return;
+    /// Ends the rewritten line so later output starts on its own line.
+    pub fn finish(&self) {
+        if *self == Progress::Line && std::io::stderr().is_terminal() {
+            let _ = writeln!(std::io::stderr());
         }
+    }
+}
+
+/// Prints a line on stderr; on a terminal it rewrites the previous one.
+pub fn show_line(line: &ProgressLine) {
+    {
+        let terminal = std::io::stderr().is_terminal();
         let mut err = std::io::stderr().lock();
-        let _ = if self.terminal {
+        let _ = if terminal {
             write!(err, "\r\x1b[2K{}", line.render())
         } else {
             writeln!(err, "{}", line.render())
         };
         let _ = err.flush();
-    }
-
-    /// Ends the rewritten line so later output starts on its own line.
-    pub fn finish(&self) {
-        if self.enabled && self.terminal {
-            let _ = writeln!(std::io::stderr());
-        }
-    }
-
-    /// A message between progress lines.
-    pub fn note(&self, message: &str) {
-        if self.enabled {
-            self.finish();
-            let _ = writeln!(std::io::stderr(), "{message}");
-        }
     }
 }
 

@@ -97,7 +97,7 @@ pub fn parse_client_message(text: &str, may_publish: bool) -> Result<ClientMessa
             echo,
         )),
         "publish" => {
-            let id = id.map_err(&invalid)?;
+            let id = id.map_err(invalid)?;
             parse_publish_fields(&object, id).map(ClientMessage::Publish)
         }
         _ => Err(Rejection::new(

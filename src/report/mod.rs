@@ -2,11 +2,13 @@
 //!
 //! - [`folder`]: the report folder of CLI.md; [`files`]: writing a run's folder;
 //! - [`model`]: `report.json` of `run`; [`counters`]: what each counter means;
+//!   [`read`]: reading a `report.json` back;
 //! - [`md`]: `report.md`, short enough for a pull-request comment;
 //! - [`html`]: `report.html`, one self-contained page with [`svg`] charts;
 //! - [`junit`]: JUnit XML, one testcase per gate or conformance case;
 //! - [`hlog`]: HdrHistogram interval logs, one per latency metric;
-//! - [`markup`]: XML/HTML escaping shared by the markup formats.
+//! - [`markup`]: XML/HTML escaping shared by the markup formats;
+//! - [`merge`]: one report from the reports of a run's shards.
 
 pub mod counters;
 pub mod files;
@@ -16,5 +18,7 @@ pub mod html;
 pub mod junit;
 pub mod markup;
 pub mod md;
+pub mod merge;
 pub mod model;
+pub mod read;
 pub mod svg;

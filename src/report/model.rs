@@ -180,6 +180,8 @@ pub struct GroupReport {
     pub counters: Counters,
     /// `fanout` for client groups.
     pub latency_us: BTreeMap<String, LatencySummary>,
+    /// The same, as HdrHistogram V2 compressed, base64 (so shards' reports merge exactly).
+    pub histograms: BTreeMap<String, String>,
 }
 
 impl GroupReport {

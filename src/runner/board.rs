@@ -2,63 +2,111 @@
 //! subscriber's oracle, and the per-group view the oracle asks its questions through.
 //!
 //! Publishers write (one atomic store per ack); subscribers read only when a subscription
-//! starts or ends, or when a gap needs judging: never per delivered event.
+//! starts or ends, or when a gap needs judging: never per delivered event. When a run is split
+//! into worker processes on one machine, the answered counters live in a shared memory file
+//! that every worker maps, so every oracle sees every publisher's acks exactly.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use memmap2::MmapMut;
 use parking_lot::Mutex;
 
 use super::clock::Schedule;
 use super::content::AdmissionTable;
 use super::oracle::PublisherFacts;
 
-/// Progress of one publisher.
+/// Refusals seen by this process's publishers.
 #[derive(Debug, Default)]
-pub struct PublisherProgress {
-    /// Seqs `0..answered` have been acked or refused.
-    answered: AtomicU64,
-    any_refused: AtomicBool,
+pub struct Refusals {
+    any: AtomicBool,
     /// Seqs the target refused (never published), sorted.
-    refused: Mutex<Vec<u64>>,
+    seqs: Mutex<Vec<u64>>,
 }
 
-#[derive(Debug, Default)]
+/// Where the answered counters live.
+#[derive(Debug)]
+enum Counters {
+    Heap(Box<[AtomicU64]>),
+    /// A file mapped by every worker process of the run.
+    Shared(MmapMut),
+}
+
+#[derive(Debug)]
 pub struct PublisherBoard {
-    publishers: Vec<PublisherProgress>,
+    /// Per publisher: seqs `0..answered` have been acked or refused.
+    answered: Counters,
+    publishers: usize,
+    refused: Vec<Refusals>,
 }
 
 impl PublisherBoard {
     pub fn new(publishers: usize) -> PublisherBoard {
-        PublisherBoard { publishers: (0..publishers).map(|_| PublisherProgress::default()).collect() }
+        let answered = Counters::Heap((0..publishers).map(|_| AtomicU64::new(0)).collect());
+        PublisherBoard {
+            answered,
+            publishers,
+            refused: (0..publishers).map(|_| Refusals::default()).collect(),
+        }
+    }
+
+    /// A board whose counters live in `path`, shared with the run's other worker processes
+    /// (the file is created, zeroed and sized when it does not exist yet).
+    pub fn shared(publishers: usize, path: &Path) -> std::io::Result<PublisherBoard> {
+        let file =
+            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let bytes = (publishers.max(1) * 8) as u64;
+        if file.metadata()?.len() < bytes {
+            file.set_len(bytes)?;
+        }
+        // SAFETY: the mapping is only accessed through atomics (see `counters`), and every
+        // process of the run maps the same file for the same purpose.
+        let map = unsafe { MmapMut::map_mut(&file)? };
+        Ok(PublisherBoard {
+            answered: Counters::Shared(map),
+            publishers,
+            refused: (0..publishers).map(|_| Refusals::default()).collect(),
+        })
+    }
+
+    fn counters(&self) -> &[AtomicU64] {
+        match &self.answered {
+            Counters::Heap(counters) => counters,
+            Counters::Shared(map) => {
+                // SAFETY: the map is page-aligned, at least `publishers * 8` bytes long, lives as
+                // long as `self`, and AtomicU64 has the size and alignment of u64.
+                unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<AtomicU64>(), self.publishers) }
+            }
+        }
     }
 
     /// Publisher `p` has had seqs `0..n` answered.
     pub fn set_answered(&self, p: usize, n: u64) {
-        self.publishers[p].answered.store(n, Ordering::Release);
+        self.counters()[p].store(n, Ordering::Release);
     }
 
     pub fn answered(&self, p: usize) -> u64 {
-        self.publishers[p].answered.load(Ordering::Acquire)
+        self.counters()[p].load(Ordering::Acquire)
     }
 
     /// The target refused seq `seq` of publisher `p`: nobody is owed it.
     pub fn refuse(&self, p: usize, seq: u64) {
-        let progress = &self.publishers[p];
-        let mut refused = progress.refused.lock();
+        let refusals = &self.refused[p];
+        let mut refused = refusals.seqs.lock();
         if let Err(at) = refused.binary_search(&seq) {
             refused.insert(at, seq);
         }
-        progress.any_refused.store(true, Ordering::Release);
+        refusals.any.store(true, Ordering::Release);
     }
 
     /// Refused seqs of publisher `p` in `from..to` that `table` admits.
     fn refused_admitted(&self, p: usize, from: u64, to: u64, table: &AdmissionTable) -> u64 {
-        let progress = &self.publishers[p];
-        if !progress.any_refused.load(Ordering::Acquire) {
+        let refusals = &self.refused[p];
+        if !refusals.any.load(Ordering::Acquire) {
             return 0;
         }
-        let refused = progress.refused.lock();
+        let refused = refusals.seqs.lock();
         let start = refused.partition_point(|s| *s < from);
         refused[start..].iter().take_while(|s| **s < to).filter(|s| table.admits(**s)).count() as u64
     }
@@ -92,6 +140,17 @@ impl PublisherFacts for GroupFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_board_is_seen_by_every_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("board");
+        let writer = PublisherBoard::shared(3, &path).unwrap();
+        let reader = PublisherBoard::shared(3, &path).unwrap();
+        writer.set_answered(2, 41);
+        assert_eq!(reader.answered(2), 41);
+        assert_eq!(reader.answered(0), 0);
+    }
 
     #[test]
     fn refused_events_are_owed_to_nobody() {

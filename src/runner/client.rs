@@ -528,7 +528,8 @@ impl<'a> Session<'a> {
             );
             return;
         }
-        let judgement = self.oracle.on_event(slot, p, tag.seq, &self.g.facts, &mut stats.counters[group]);
+        let judgement =
+            self.oracle.on_event(slot, p, (tag.seq, tag.acked), &self.g.facts, &mut stats.counters[group]);
         let counts_as_first = matches!(judgement, Judgement::Expected | Judgement::Uncertain)
             && self.oracle.phase() == Phase::Active;
         if let Some(since) = self.awaiting_first_event.filter(|_| counts_as_first) {

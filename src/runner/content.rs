@@ -5,9 +5,11 @@
 //! without anyone storing the events. [`AdmissionTable`] precomputes that per (publisher,
 //! filter) as prefix counts, so "how many admitted events in [a, b)" is two array reads.
 //!
-//! Every event carries the harness's own fields: `of_run` (this run), `of_pub`, `of_seq` and
-//! `of_t` (intended send time, µs since the Unix epoch). PROTOCOL.md §3 requires `data` to
-//! arrive unchanged, so they come back as sent.
+//! Every event carries the harness's own fields: `of_run` (this run), `of_pub`, `of_seq`,
+//! `of_t` (intended send time, µs since the Unix epoch) and `of_acked` (how many of the
+//! publisher's events the target had acknowledged when it was sent; subscribers in other
+//! processes learn the publisher's progress from it). PROTOCOL.md §3 requires `data` to arrive
+//! unchanged, so they come back as sent.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -89,8 +91,8 @@ impl ContentModel {
         }
     }
 
-    /// Event `seq`'s `data` JSON, stamped with its intended send time.
-    pub fn data_json(&self, seq: u64, intended_us: u64) -> String {
+    /// Event `seq`'s `data` JSON, stamped with its intended send time and the publisher's acks so far.
+    pub fn data_json(&self, seq: u64, intended_us: u64, acked: u64) -> String {
         let mut out = String::with_capacity(160 + self.payload_bytes);
         let mixed = self.mixed_value(seq);
         let p = self.publisher;
@@ -108,7 +110,11 @@ impl ContentModel {
                 write!(out, r#"{{"status":"{mixed}","metrics":{{"cpu_usage":50,"memory_usage":50}}"#)
             }
         };
-        let _ = write!(out, r#","of_run":{},"of_pub":{p},"of_seq":{seq},"of_t":{intended_us}"#, self.run_id);
+        let _ = write!(
+            out,
+            r#","of_run":{},"of_pub":{p},"of_seq":{seq},"of_t":{intended_us},"of_acked":{acked}"#,
+            self.run_id
+        );
         if self.payload_bytes > out.len() + 10 {
             let pad = self.payload_bytes - out.len() - 10;
             out.push_str(r#","pad":""#);
@@ -126,6 +132,8 @@ pub struct HarnessTag {
     pub publisher: u32,
     pub seq: u64,
     pub intended_us: u64,
+    /// The publisher's events `0..acked` had been answered when this one was sent.
+    pub acked: u64,
 }
 
 /// The tag of an event from this run (`run_id`), or `None` for anyone else's event.
@@ -138,6 +146,7 @@ pub fn read_tag(data: &ObjectView<'_>, run_id: u32) -> Option<HarnessTag> {
         publisher: u32::try_from(data.get("of_pub").and_then(raw_u64)?).ok()?,
         seq: data.get("of_seq").and_then(raw_u64)?,
         intended_us: data.get("of_t").and_then(raw_u64)?,
+        acked: data.get("of_acked").and_then(raw_u64)?,
     })
 }
 
@@ -220,13 +229,13 @@ mod tests {
             };
             let model = ContentModel::new(&plan(topic, mix), 42, 7);
             for seq in 0..50 {
-                let json = model.data_json(seq, 1_700_000_000_000_000 + seq);
+                let json = model.data_json(seq, 1_700_000_000_000_000 + seq, seq / 2);
                 let view = ObjectView::parse(&json).unwrap();
                 assert_eq!(topic.validate_data(&view), Ok(()), "{json}");
                 let tag = read_tag(&view, 7).unwrap();
-                assert_eq!((tag.publisher, tag.seq), (3, seq));
+                assert_eq!((tag.publisher, tag.seq, tag.acked), (3, seq, seq / 2));
                 assert!(read_tag(&view, 8).is_none());
-                assert!(json.len() >= 290 && json.len() <= 310, "{}", json.len());
+                assert!(json.len() >= 290 && json.len() <= 320, "{}", json.len());
             }
         }
     }
@@ -235,7 +244,7 @@ mod tests {
     fn the_field_model_agrees_with_the_generated_json() {
         let model = ContentModel::new(&plan(Topic::Alerts, vec![("high", 1), ("low", 1)]), 1, 1);
         for seq in 0..100 {
-            let json = model.data_json(seq, 5);
+            let json = model.data_json(seq, 5, 0);
             let view = ObjectView::parse(&json).unwrap();
             for key in ["severity", "status", "id", "device_id"] {
                 assert_eq!(view.filter_value(key), model.field(seq, key), "{key}");

@@ -9,6 +9,7 @@ use crate::metrics::aggregator::Totals;
 use crate::metrics::histogram::{encode, summarize};
 use crate::protocol::timestamp::format_rfc3339_millis;
 use crate::report::model::{Environment, GroupReport, HarnessReport, RunReport};
+use crate::scenario::gates::apply_gates;
 use crate::util::duration::format_duration;
 use crate::util::process;
 
@@ -65,12 +66,19 @@ pub fn report(run: &RunShared, mut totals: Totals, usage: Usage, interrupted: bo
                 .get(i)
                 .map(|h| [("fanout".to_owned(), summarize(h))].into_iter().collect())
                 .unwrap_or_default(),
+            histograms: totals
+                .group_fanout
+                .get(i)
+                .filter(|h| !h.is_empty())
+                .map(|h| [("fanout".to_owned(), encode(h))].into_iter().collect())
+                .unwrap_or_default(),
         })
         .chain(totals.counters.last().map(|c| GroupReport {
             name: "publishers".into(),
             clients: plan.publishers.len() as u64,
             counters: *c,
             latency_us: Default::default(),
+            histograms: Default::default(),
         }))
         .collect();
     report.violations = totals
@@ -90,9 +98,7 @@ pub fn report(run: &RunShared, mut totals: Totals, usage: Usage, interrupted: bo
     report.intervals = std::mem::take(&mut totals.intervals);
     report.environment = environment();
     report.scenario_source = plan.source.clone();
-    let judged = serde_json::to_value(&report).unwrap_or_default();
-    report.gates = plan.gates.iter().map(|gate| gate.judge(&judged)).collect();
-    report.passed = report.valid && !interrupted && report.gates.iter().all(|g| g.passed);
+    apply_gates(&mut report, &plan.gates);
     report
 }
 

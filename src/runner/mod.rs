@@ -7,7 +7,8 @@
 //! - [`credentials`], [`connect`]: tokens and connections;
 //! - [`client`], [`publisher`]: the simulated participants;
 //! - [`context`], [`shard`]: shared state and the per-thread shards that run the participants;
-//! - [`finish`]: turning the aggregated totals into the report.
+//! - [`finish`]: turning the aggregated totals into the report;
+//! - [`workers`]: splitting a run into local worker processes and merging their reports.
 //!
 //! Flow: plan → (bundled server when there is no target) → preflight → shards (clients and
 //! publishers) → aggregator (per-second intervals, progress) → finish (report, validity, gates).
@@ -23,6 +24,7 @@ pub mod finish;
 pub mod oracle;
 pub mod publisher;
 pub mod shard;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +41,7 @@ use credentials::Credentials;
 use shard::ShardAssignment;
 
 use crate::metrics::aggregator::{self, AggregatorConfig};
+use crate::metrics::progress::Progress;
 use crate::report::model::RunReport;
 use crate::scenario::Plan;
 use crate::scenario::plan::TargetPlan;
@@ -56,6 +59,33 @@ pub enum RunError {
     Preflight(String),
     #[error("cannot start a shard thread: {0}")]
     Thread(std::io::Error),
+    #[error("cannot map the shared publisher board: {0}")]
+    Board(std::io::Error),
+    #[error("workers: {0}")]
+    Workers(String),
+}
+
+/// This process's part of a run split over processes or machines: shard `index` of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardOf {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl std::str::FromStr for ShardOf {
+    type Err = String;
+
+    /// `I/N`, with `0 <= I < N`.
+    fn from_str(s: &str) -> Result<ShardOf, String> {
+        let error = || format!("invalid shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/3");
+        let (index, count) = s.split_once('/').ok_or_else(error)?;
+        let index: u32 = index.trim().parse().map_err(|_| error())?;
+        let count: u32 = count.trim().parse().map_err(|_| error())?;
+        if count == 0 || index >= count {
+            return Err(error());
+        }
+        Ok(ShardOf { index, count })
+    }
 }
 
 /// How the run is driven from outside.
@@ -65,6 +95,16 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Cancelled on Ctrl-C: the run stops early and reports what it has.
     pub interrupt: CancellationToken,
+    /// Run only this share of every client group and publisher.
+    pub shard: Option<ShardOf>,
+    /// When the run's clock starts (µs since the epoch); every shard of a run shares it.
+    pub start_at_us: Option<u64>,
+    /// Marks the run's events among everything the target sends; every shard shares it.
+    pub run_id: Option<u32>,
+    /// Shared-memory file of publisher acks, for worker processes on one machine.
+    pub board: Option<std::path::PathBuf>,
+    /// One JSON line per second on stdout instead of the progress line, for a coordinating parent.
+    pub progress_json: bool,
 }
 
 /// Runs `plan` to its end (or its interruption) and reports.
@@ -100,8 +140,29 @@ pub fn descriptors_needed(plan: &Plan) -> u64 {
     sockets * factor + 64
 }
 
-fn preflight(plan: &Plan) -> Result<(), RunError> {
-    let needed = descriptors_needed(plan);
+/// Worker processes a run needs: 0 when it fits in this process (clients, publishers and, for
+/// the bundled server, its end of every connection), else enough that each worker's share of
+/// the client sockets fits under the open-file limit, while this process keeps the server.
+pub fn workers_needed(plan: &Plan) -> Result<u32, RunError> {
+    let limit = process::raise_open_files_limit();
+    let capacity = limit.saturating_sub(256).max(1);
+    let client_sockets = plan.planned_clients() + plan.publishers.len() as u64;
+    if descriptors_needed(plan) <= limit {
+        return Ok(0);
+    }
+    if matches!(plan.target, TargetPlan::Embedded { .. }) && client_sockets > capacity {
+        let (_, hard) = process::open_files_limit();
+        return Err(RunError::Preflight(format!(
+            "the bundled server would hold {client_sockets} sockets in one process and the open-file limit is \
+             {limit} (hard {hard}): run `openframe-harness serve` in several processes behind one port, or \
+             point the scenario at an external target"
+        )));
+    }
+    Ok(client_sockets.div_ceil(capacity) as u32)
+}
+
+fn preflight(plan: &Plan, shard: Option<ShardOf>) -> Result<(), RunError> {
+    let needed = descriptors_needed(plan) / u64::from(shard.map_or(1, |s| s.count)) + 64;
     let limit = process::raise_open_files_limit();
     if needed > limit {
         let (_, hard) = process::open_files_limit();
@@ -118,7 +179,7 @@ async fn run_against(
     options: RunOptions,
     embedded: Option<&ServerHandle>,
 ) -> Result<RunReport, RunError> {
-    preflight(&plan)?;
+    preflight(&plan, options.shard)?;
     let (ws_url, http_url) = match (&plan.target, embedded) {
         (TargetPlan::External { ws_url, http_url }, _) => (ws_url.clone(), http_url.clone()),
         (TargetPlan::Embedded { .. }, Some(server)) => (server.ws_url(), server.http_url()),
@@ -132,8 +193,8 @@ async fn run_against(
 
     let clock = RunClock::new();
     // Give the shards a moment to start before the first client is due.
-    let start_us = clock.now_us() + 200_000;
-    let run_id = rand::random::<u32>() & 0x7FFF_FFFF;
+    let start_us = options.start_at_us.unwrap_or_else(|| clock.now_us() + 200_000);
+    let run_id = options.run_id.unwrap_or_else(|| rand::random::<u32>() & 0x7FFF_FFFF);
     let schedules: Arc<[Schedule]> = plan
         .publishers
         .iter()
@@ -145,10 +206,13 @@ async fn run_against(
         .collect();
     let contents: Vec<ContentModel> =
         plan.publishers.iter().map(|p| ContentModel::new(p, plan.seed, run_id)).collect();
-    let board = Arc::new(PublisherBoard::new(plan.publishers.len()));
+    let board = Arc::new(match &options.board {
+        Some(path) => PublisherBoard::shared(plan.publishers.len(), path).map_err(RunError::Board)?,
+        None => PublisherBoard::new(plan.publishers.len()),
+    });
     let groups = RunShared::group_runtimes(&plan, &board, &schedules, &contents);
     let shards = plan.harness.threads;
-    let assignments = assign(&plan, shards);
+    let assignments = assign(&plan, shards, options.shard);
     let stop = CancellationToken::new();
     let credentials = Credentials::new(plan.credentials.clone(), plan.token_ttl);
     let run = Arc::new(RunShared {
@@ -172,7 +236,13 @@ async fn run_against(
         groups: run.plan.groups.len(),
         planned_clients: run.plan.planned_clients(),
         duration_s: run.plan.duration.as_secs_f64(),
-        quiet: options.quiet,
+        progress: if options.progress_json {
+            Progress::JsonLines
+        } else if options.quiet {
+            Progress::Off
+        } else {
+            Progress::Line
+        },
     };
     let aggregator = tokio::spawn(aggregator::run(aggregator_config, reports_rx));
     let cpu_before = process::cpu_time();
@@ -202,8 +272,11 @@ async fn run_against(
     Ok(finish::report(&run, totals, usage, interrupted))
 }
 
-/// Deals clients and publishers to shards round robin, clients in connect order.
-fn assign(plan: &Plan, shards: usize) -> Vec<ShardAssignment> {
+/// Deals clients and publishers to threads round robin, clients in connect order; with
+/// `shard`, only this process's share (every `count`-th client and publisher).
+fn assign(plan: &Plan, shards: usize, shard: Option<ShardOf>) -> Vec<ShardAssignment> {
+    let ShardOf { index: mine, count } = shard.unwrap_or(ShardOf { index: 0, count: 1 });
+    let ours = |n: usize| n % count as usize == mine as usize;
     let mut assignments: Vec<ShardAssignment> =
         (0..shards).map(|index| ShardAssignment { index, ..ShardAssignment::default() }).collect();
     let mut clients: Vec<(usize, u64, Duration)> = plan
@@ -215,11 +288,46 @@ fn assign(plan: &Plan, shards: usize) -> Vec<ShardAssignment> {
         })
         .collect();
     clients.sort_by_key(|(_, _, offset)| *offset);
-    for (n, client) in clients.into_iter().enumerate() {
+    let clients = clients.into_iter().enumerate().filter(|(n, _)| ours(*n)).map(|(_, c)| c);
+    for (n, client) in clients.enumerate() {
         assignments[n % shards].clients.push(client);
     }
-    for p in 0..plan.publishers.len() {
-        assignments[p % shards].publishers.push(p);
+    for (n, p) in (0..plan.publishers.len()).filter(|p| ours(*p)).enumerate() {
+        assignments[n % shards].publishers.push(p);
     }
     assignments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_as_index_of_count() {
+        assert_eq!("1/3".parse(), Ok(ShardOf { index: 1, count: 3 }));
+        for bad in ["3/3", "0/0", "1", "a/b", "-1/2"] {
+            assert!(bad.parse::<ShardOf>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shards_split_every_group_and_publisher_without_overlap() {
+        let text = "name = \"t\"\nduration = \"10s\"\n[[clients]]\nname = \"a\"\ncount = 10\ntopics = [\"alerts\"]\n\
+                    [[clients]]\nname = \"b\"\ncount = 5\ntopics = [\"alerts\"]\n\
+                    [[publishers]]\ntopic = \"alerts\"\nrate = \"1/s\"\nconnections = 3\n";
+        let plan = crate::scenario::parse(text, std::path::Path::new("t"), &Default::default()).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut publishers = Vec::new();
+        for index in 0..3 {
+            for thread in assign(&plan, 2, Some(ShardOf { index, count: 3 })) {
+                for (group, client, _) in thread.clients {
+                    assert!(seen.insert((group, client)), "client given twice");
+                }
+                publishers.extend(thread.publishers);
+            }
+        }
+        assert_eq!(seen.len(), 15);
+        publishers.sort();
+        assert_eq!(publishers, [0, 1, 2]);
+    }
 }

@@ -59,6 +59,9 @@ struct Tracker {
     certain_until: u64,
     /// After leaving: seqs at or above this were certainly sent after the leave was confirmed.
     forbidden_from: u64,
+    /// The publisher's answered count as carried by the latest event received (`of_acked`):
+    /// what a subscriber knows of a publisher in another process.
+    ack_hint: u64,
     /// Owed seqs above `max_seen` that were counted missing when the leave was answered; one
     /// of them arriving later was reordered behind the answer, not lost.
     late_owed: (u64, u64),
@@ -73,6 +76,7 @@ impl Default for Tracker {
             counted_missing: 0,
             certain_until: 0,
             forbidden_from: NONE,
+            ack_hint: 0,
             late_owed: (0, 0),
         }
     }
@@ -129,7 +133,7 @@ impl ConnectionOracle {
         }
         self.phase = Phase::Closing;
         for (t, &p) in self.trackers.iter_mut().zip(slots) {
-            t.certain_until = facts.answered(p);
+            t.certain_until = facts.answered(p).max(t.ack_hint);
         }
     }
 
@@ -156,17 +160,18 @@ impl ConnectionOracle {
     }
 
     /// Judges event `seq` of the publisher in `slot` (global index `p`), which the group's
-    /// filters admit.
+    /// filters admit; `acked` is the publisher's answered count the event carried.
     pub fn on_event(
         &mut self,
         slot: usize,
         p: usize,
-        seq: u64,
+        (seq, acked): (u64, u64),
         facts: &impl PublisherFacts,
         c: &mut Counters,
     ) -> Judgement {
         let phase = self.phase;
         let t = &mut self.trackers[slot];
+        t.ack_hint = t.ack_hint.max(acked);
         if t.max_seen != NONE && seq <= t.max_seen {
             return late_arrival(t, seq, c);
         }
@@ -291,7 +296,7 @@ mod tests {
 
     fn receive(o: &mut ConnectionOracle, seqs: impl IntoIterator<Item = u64>, f: &Facts, c: &mut Counters) {
         for s in seqs {
-            o.on_event(0, 0, s, f, c);
+            o.on_event(0, 0, (s, 0), f, c);
         }
     }
 
@@ -401,6 +406,17 @@ mod tests {
         assert_eq!(c.events_missing, 1, "4 was owed before the answer");
         receive(&mut o, [4], &f, &mut c);
         assert_eq!((c.events_missing, c.events_out_of_order, c.events_expected), (0, 1, 5));
+    }
+
+    #[test]
+    fn acks_carried_by_events_count_when_the_board_knows_nothing() {
+        let (f, mut c) = (all(), Counters::default());
+        let mut o = subscribed(0, &f);
+        o.on_event(0, 0, (0, 0), &f, &mut c);
+        o.on_event(0, 0, (1, 4), &f, &mut c);
+        o.on_leave_sent(&f, &[0]);
+        o.on_left(9_000, &f, &[0], &mut c);
+        assert_eq!(c.events_missing, 2, "2 and 3 were acked before 1 was sent");
     }
 
     #[test]

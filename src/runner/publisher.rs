@@ -153,7 +153,7 @@ async fn publish_over_websocket(ctx: &ShardCtx, p: usize) {
             _ = run.stop.cancelled() => break,
             message = ws.next() => lost = !on_answer(ctx, &mut in_flight, message),
             _ = sleep_until(due.into()) => {
-                let data = content.data_json(seq, intended_us);
+                let data = content.data_json(seq, intended_us, run.board.answered(p));
                 let text = publish_json(content.topic, &data, Some(&seq.to_string()));
                 record_send(ctx, intended_us);
                 in_flight.sent.push_back((seq, Instant::now()));
@@ -284,7 +284,7 @@ async fn publish_over_http(ctx: &ShardCtx, p: usize) {
             r#"{{"topic":"{}","event":"{}","data":{}}}"#,
             content.topic,
             content.topic.event_kind(),
-            content.data_json(seq, intended_us)
+            content.data_json(seq, intended_us, run.board.answered(p))
         );
         record_send(ctx, intended_us);
         in_flight.sent.push_back((seq, Instant::now()));

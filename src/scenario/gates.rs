@@ -121,6 +121,14 @@ impl Gate {
     }
 }
 
+/// Judges `gates` against `report` and sets its verdict: passed when the measurements are
+/// trustworthy, the run was not interrupted and every gate held.
+pub fn apply_gates(report: &mut RunReport, gates: &[Gate]) {
+    let judged = serde_json::to_value(&*report).unwrap_or_default();
+    report.gates = gates.iter().map(|gate| gate.judge(&judged)).collect();
+    report.passed = report.valid && !report.interrupted && report.gates.iter().all(|g| g.passed);
+}
+
 /// `latency.x.y` is `latency_us.x.y` in the report (also under a group); the rest is as written.
 fn report_path(metric: &str) -> Vec<String> {
     metric.split('.').map(|part| if part == "latency" { "latency_us" } else { part }.to_owned()).collect()

@@ -2,6 +2,8 @@
 
 mod cli;
 mod common;
+mod conform;
+mod fuzz;
 mod properties;
 mod runner;
 mod server;

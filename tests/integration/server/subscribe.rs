@@ -40,6 +40,18 @@ async fn subscribe_without_id_is_confirmed_without_id() {
 }
 
 #[tokio::test]
+async fn subscribe_null_filters_count_as_absent() {
+    let server = TestServer::spawn().await;
+    let mut subscriber = server.client().await;
+    let answer =
+        subscriber.subscribe(json!({"type": "subscribe", "topics": ["alerts"], "filters": null})).await;
+    assert_eq!(answer["type"], "subscription_confirmed", "{answer}");
+    let mut publisher = server.publisher().await;
+    let events: Vec<_> = ["low", "critical"].iter().map(|s| ("alerts", alert(s, json!({})))).collect();
+    assert_eq!(delivered_data(&mut subscriber, &mut publisher, &events).await.len(), 2);
+}
+
+#[tokio::test]
 async fn subscribe_id_of_128_characters_is_echoed() {
     let server = TestServer::spawn().await;
     let mut client = server.client().await;

@@ -1,0 +1,135 @@
+//! `conform`: the named conformance cases of PROTOCOL.md against a target.
+//!
+//! - [`case`]: what a case is, its context, and the checks cases share;
+//! - [`auth`], [`ops`], [`subscribe`], [`delivery`], [`backpressure`], [`invalid`], [`corpus`]: the
+//!   catalogue, one file per area of PROTOCOL.md;
+//! - [`runner`]: skips, background cases, time bounds, cancellation;
+//! - [`report`]: `report.json`, `report.md`, `junit.xml`.
+//!
+//! Entry point: [`run`] with a [`ConformPlan`]; the command line builds the plan.
+
+pub mod auth;
+pub mod backpressure;
+pub mod case;
+pub mod corpus;
+pub mod delivery;
+pub mod invalid;
+pub mod ops;
+pub mod report;
+pub mod runner;
+pub mod subscribe;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::probe::sut::{EMBEDDED_HANDSHAKE_TIMEOUT, SutError};
+use crate::probe::{Credentials, Sut, SutSpec};
+use crate::protocol::timestamp::format_rfc3339_millis;
+use case::{Case, Ctx};
+use report::ConformReport;
+
+/// A validated conformance run.
+#[derive(Debug, Clone)]
+pub struct ConformPlan {
+    pub sut: SutSpec,
+    pub creds: Credentials,
+    pub extensions: bool,
+    /// The corpus folder, or why it is missing (then its cases are skipped with that reason).
+    pub corpus: Result<PathBuf, String>,
+    pub max_message_bytes: usize,
+    /// The target's handshake deadline; the bundled server gets a short one.
+    pub handshake_timeout: Duration,
+    pub answer_wait: Duration,
+    /// Run only cases whose name contains this.
+    pub only: Option<String>,
+}
+
+impl ConformPlan {
+    /// A plan against `sut` with PROTOCOL.md's defaults.
+    pub fn new(sut: SutSpec, creds: Credentials) -> ConformPlan {
+        let handshake_timeout = if matches!(sut, SutSpec::Bundled { .. }) {
+            EMBEDDED_HANDSHAKE_TIMEOUT
+        } else {
+            Duration::from_secs(10)
+        };
+        ConformPlan {
+            sut,
+            creds,
+            extensions: true,
+            corpus: crate::fuzz::corpus::locate(None),
+            max_message_bytes: 64 * 1024,
+            handshake_timeout,
+            answer_wait: Duration::from_secs(3),
+            only: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConformError {
+    #[error(transparent)]
+    Server(#[from] SutError),
+    #[error("target {url} is unreachable: {source}")]
+    Unreachable { url: String, source: std::io::Error },
+}
+
+/// Every case, in report order.
+pub fn catalogue(corpus: Result<PathBuf, String>) -> Vec<Case> {
+    let mut cases = auth::cases();
+    cases.extend(ops::cases());
+    cases.extend(subscribe::cases());
+    cases.extend(invalid::cases());
+    cases.extend(invalid::nesting_cases());
+    cases.extend(delivery::cases());
+    cases.extend(corpus::cases(corpus));
+    cases
+}
+
+/// Runs the catalogue against the plan's target.
+pub async fn run(plan: ConformPlan, cancel: CancellationToken) -> Result<ConformReport, ConformError> {
+    let sut = Sut::start(plan.sut.clone()).await?;
+    let target = sut.target.clone();
+    if let Err(source) =
+        tokio::time::timeout(plan.answer_wait, tokio::net::TcpStream::connect(&target.authority))
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")))
+    {
+        sut.stop().await;
+        return Err(ConformError::Unreachable { url: target.url, source });
+    }
+    let started_at = format_rfc3339_millis(SystemTime::now());
+    let started = Instant::now();
+    let cx = Arc::new(Ctx {
+        target,
+        creds: plan.creds.clone(),
+        extensions: plan.extensions,
+        answer_wait: plan.answer_wait,
+        quiet: Duration::from_millis(300),
+        handshake_timeout: plan.handshake_timeout,
+        max_message_bytes: plan.max_message_bytes,
+        corpus: plan.corpus.clone().ok(),
+        nonce: format!(
+            "{:x}",
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos()
+                & 0xffff_ffff
+        ),
+    });
+    let mut cases = catalogue(plan.corpus.clone());
+    if let Some(only) = &plan.only {
+        cases.retain(|c| c.name.contains(only.as_str()));
+    }
+    let result = runner::run(cases, cx, cancel).await;
+    let label = sut.label.clone();
+    sut.stop().await;
+    Ok(ConformReport::new(
+        label,
+        plan.extensions,
+        started_at,
+        started.elapsed(),
+        result.cases,
+        result.interrupted,
+    ))
+}

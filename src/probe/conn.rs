@@ -1,0 +1,374 @@
+//! One checked connection to a target: the upgrade with a chosen way of presenting the token,
+//! sending exact frames, and reading everything the server answers as an [`Observation`].
+//!
+//! Answers are delimited with a *sentinel*: after the input, the connection sends a subscribe
+//! to an unknown topic with a unique `id`. PROTOCOL.md requires exactly one `error` answer to it,
+//! with the `id` echoed, on an open connection, and nothing to change; everything read before
+//! it is the input's answer. So one round trip tells what the input earned, that nothing more
+//! came, and that the connection is still open. Pings from the server are answered here.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::target::Target;
+use crate::protocol::{ServerMessage, ViolationKind, parse_server_message};
+use crate::wire::{self, OutFrame, RawSocket, Read, UpgradeResponse, WireError, opcode};
+
+/// How the token is presented on the upgrade request.
+#[derive(Debug, Clone, Default)]
+pub struct Presented {
+    /// The whole `Authorization` header value, when one is sent.
+    pub authorization: Option<String>,
+    /// `access_token` query parameter (percent-encoded here).
+    pub query_token: Option<String>,
+    /// More headers, as given.
+    pub extra_headers: Vec<(String, String)>,
+}
+
+impl Presented {
+    pub fn none() -> Presented {
+        Presented::default()
+    }
+
+    pub fn bearer(token: &str) -> Presented {
+        Presented { authorization: Some(format!("Bearer {token}")), ..Presented::default() }
+    }
+
+    pub fn query(token: &str) -> Presented {
+        Presented { query_token: Some(token.to_owned()), ..Presented::default() }
+    }
+}
+
+/// A server message as read, summarised for oracles and reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// The text (lossy when it was not UTF-8).
+    pub text: String,
+    pub value: Value,
+    /// `type`, when the message had a string one.
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub id: Option<String>,
+    /// Why the message is not valid per PROTOCOL.md, if it is not.
+    pub violation: Option<String>,
+    pub violation_kind: Option<ViolationKind>,
+}
+
+impl Received {
+    pub fn from_text(text: String) -> Received {
+        let violation = parse_server_message(&text).err();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // Read the top-level fields from the raw members, so a number serde_json cannot hold
+        // (1e400 in an event's data) does not hide what the message is.
+        let view = crate::protocol::ObjectView::parse(&text).ok();
+        let field = |name: &str| view.as_ref().and_then(|v| v.get_str(name)).map(|s| s.into_owned());
+        let (kind, code, id) = (field("type"), field("code"), field("id"));
+        drop(view);
+        Received {
+            kind,
+            code,
+            id,
+            violation_kind: violation.as_ref().map(|v| v.kind),
+            violation: violation.map(|v| v.to_string()),
+            value,
+            text,
+        }
+    }
+
+    fn binary(payload: &[u8]) -> Received {
+        Received {
+            text: format!("<binary frame of {} bytes>", payload.len()),
+            value: Value::Null,
+            kind: None,
+            code: None,
+            id: None,
+            violation: Some("the server sent a binary frame".into()),
+            violation_kind: Some(ViolationKind::BinaryFrame),
+        }
+    }
+
+    pub fn is_event(&self) -> bool {
+        self.kind.as_deref() == Some("event")
+    }
+
+    pub fn is_error(&self, code: &str) -> bool {
+        self.kind.as_deref() == Some("error") && self.code.as_deref() == Some(code)
+    }
+}
+
+/// How a connection stood at the end of an observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Open, and the sentinel (if one was sent) was answered.
+    Open,
+    /// The server closed: its close code, or `None` when it closed without a close frame (1006).
+    Closed(Option<u16>),
+    /// Nothing more came within the answer bound and the connection did not close.
+    Silent,
+}
+
+impl End {
+    pub fn describe(self) -> String {
+        match self {
+            End::Open => "connection open".into(),
+            End::Closed(Some(code)) => format!("closed with {code}"),
+            End::Closed(None) => "closed without a close frame (1006)".into(),
+            End::Silent => "no answer within the bound (hang)".into(),
+        }
+    }
+}
+
+/// Everything the server sent in answer to one input.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// Messages other than events, in order.
+    pub answers: Vec<Received>,
+    pub events: Vec<Received>,
+    /// The sentinel's own answer, when a sentinel was sent and answered.
+    pub sentinel: Option<Received>,
+    pub end: End,
+    pub elapsed: Duration,
+}
+
+impl Observation {
+    /// The answers, one per line, for reports.
+    pub fn describe(&self) -> String {
+        let mut lines: Vec<String> = self.answers.iter().map(|r| r.text.clone()).collect();
+        if !self.events.is_empty() {
+            lines.push(format!("({} event(s))", self.events.len()));
+        }
+        lines.push(format!("[{}]", self.end.describe()));
+        lines.join("\n")
+    }
+}
+
+/// A raw, checked connection.
+pub struct Conn {
+    sock: RawSocket,
+    /// Set once the server closed; later reads return at once.
+    pub closed: Option<Option<u16>>,
+    next_sentinel: u64,
+    /// Partial text of a fragmented server message.
+    partial: Option<Vec<u8>>,
+}
+
+/// The result of an upgrade attempt.
+pub enum Upgrade {
+    /// `101 Switching Protocols`.
+    Switched(Conn),
+    /// Any other status.
+    Refused(UpgradeResponse),
+}
+
+impl Conn {
+    /// Opens a TCP connection to the target and sends the upgrade request.
+    pub async fn open(target: &Target, presented: &Presented, wait: Duration) -> Result<Upgrade, WireError> {
+        let request = upgrade_request(target, presented);
+        let (sock, response) = RawSocket::connect(&target.authority, request.as_bytes(), wait).await?;
+        Ok(Conn::after_upgrade(sock, response))
+    }
+
+    /// Wraps a socket whose upgrade response has been read.
+    pub fn after_upgrade(sock: RawSocket, response: UpgradeResponse) -> Upgrade {
+        if response.status != 101 {
+            return Upgrade::Refused(response);
+        }
+        Upgrade::Switched(Conn { sock, closed: None, next_sentinel: 0, partial: None })
+    }
+
+    /// Sends frames as given; a failure to write means the server closed (recorded).
+    pub async fn send_frames(&mut self, frames: &[OutFrame]) -> bool {
+        for frame in frames {
+            if self.sock.send(frame).await.is_err() {
+                self.closed.get_or_insert(None);
+                return false;
+            }
+        }
+        true
+    }
+
+    pub async fn send_text(&mut self, text: &str) -> bool {
+        self.send_frames(&[OutFrame::text(text)]).await
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> bool {
+        if self.sock.send_bytes(bytes).await.is_err() {
+            self.closed.get_or_insert(None);
+            return false;
+        }
+        true
+    }
+
+    /// The next message within `wait`: `Ok(message)`, or `Err(end)` when the connection closed
+    /// or nothing came.
+    pub async fn next_message(&mut self, wait: Duration) -> Result<Received, End> {
+        if let Some(code) = self.closed {
+            return Err(End::Closed(code));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = match self.sock.read(left).await {
+                Ok(Read::Frame(frame)) => frame,
+                Ok(Read::TimedOut) => return Err(End::Silent),
+                Ok(Read::Eof) | Err(_) => {
+                    self.closed = Some(None);
+                    return Err(End::Closed(None));
+                }
+            };
+            match frame.opcode {
+                opcode::PING => {
+                    let _ = self.sock.send(&OutFrame::new(opcode::PONG, frame.payload)).await;
+                }
+                opcode::PONG => {}
+                opcode::CLOSE => {
+                    let code = frame.close_code();
+                    let _ = self.sock.send(&OutFrame::close(code.unwrap_or(1000))).await;
+                    self.closed = Some(code);
+                    return Err(End::Closed(code));
+                }
+                opcode::TEXT | opcode::CONTINUATION => {
+                    let mut bytes = match (frame.opcode, self.partial.take()) {
+                        (opcode::CONTINUATION, Some(mut partial)) => {
+                            partial.extend_from_slice(&frame.payload);
+                            partial
+                        }
+                        _ => frame.payload,
+                    };
+                    if !frame.fin {
+                        self.partial = Some(std::mem::take(&mut bytes));
+                        continue;
+                    }
+                    return Ok(Received::from_text(String::from_utf8_lossy(&bytes).into_owned()));
+                }
+                _ => return Ok(Received::binary(&frame.payload)),
+            }
+        }
+    }
+
+    /// Reads until the server closes (or `wait` passes); messages read meanwhile are returned.
+    pub async fn read_until_closed(&mut self, wait: Duration) -> (Vec<Received>, End) {
+        let deadline = Instant::now() + wait;
+        let mut seen = Vec::new();
+        loop {
+            match self.next_message(deadline.saturating_duration_since(Instant::now())).await {
+                Ok(message) => seen.push(message),
+                Err(end) => return (seen, end),
+            }
+        }
+    }
+
+    /// Reads for `window` and returns whatever came (connection state in `End`).
+    pub async fn collect_for(&mut self, window: Duration) -> (Vec<Received>, End) {
+        let deadline = Instant::now() + window;
+        let mut seen = Vec::new();
+        loop {
+            match self.next_message(deadline.saturating_duration_since(Instant::now())).await {
+                Ok(message) => seen.push(message),
+                Err(End::Silent) => return (seen, End::Open),
+                Err(end) => return (seen, end),
+            }
+        }
+    }
+
+    /// A fresh sentinel: (its text, the token its answer carries).
+    fn sentinel(&mut self) -> (String, String) {
+        self.next_sentinel += 1;
+        let token = format!("zz-sync-{}", self.next_sentinel);
+        (format!(r#"{{"type":"subscribe","topics":["{token}"],"id":"{token}"}}"#), token)
+    }
+
+    /// Sends `frames`, then a sentinel, and reads the answer to both within `wait`.
+    pub async fn exchange(&mut self, frames: &[OutFrame], wait: Duration) -> Observation {
+        let started = Instant::now();
+        let (sentinel, token) = self.sentinel();
+        let mut bytes = Vec::new();
+        for frame in frames.iter().chain(std::iter::once(&OutFrame::text(sentinel))) {
+            bytes.extend_from_slice(&frame.encode(rand::random()));
+        }
+        self.send_raw(&bytes).await;
+        self.read_to_sentinel(&token, started, wait).await
+    }
+
+    /// Sends a sentinel alone and reads up to its answer: what was pending, and whether the
+    /// connection is still open and answering.
+    pub async fn sync(&mut self, wait: Duration) -> Observation {
+        self.exchange(&[], wait).await
+    }
+
+    async fn read_to_sentinel(&mut self, token: &str, started: Instant, wait: Duration) -> Observation {
+        let deadline = started + wait;
+        let (mut answers, mut events) = (Vec::new(), Vec::new());
+        loop {
+            match self.next_message(deadline.saturating_duration_since(Instant::now())).await {
+                Ok(message) if is_sentinel_answer(&message, token) => {
+                    return Observation {
+                        answers,
+                        events,
+                        sentinel: Some(message),
+                        end: End::Open,
+                        elapsed: started.elapsed(),
+                    };
+                }
+                Ok(message) if message.is_event() => events.push(message),
+                Ok(message) => answers.push(message),
+                Err(end) => {
+                    return Observation { answers, events, sentinel: None, end, elapsed: started.elapsed() };
+                }
+            }
+        }
+    }
+
+    /// Sends a normal close (1000) and waits briefly for the server's close.
+    pub async fn close(mut self) {
+        if self.closed.is_none() && self.sock.send(&OutFrame::close(1000)).await.is_ok() {
+            let _ = self.sock.read_close(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Sends a ping with `payload` and returns the payload of the pong that answers it.
+    pub async fn ping(&mut self, payload: &[u8], wait: Duration) -> Option<Vec<u8>> {
+        self.sock.send(&OutFrame::new(opcode::PING, payload.to_vec())).await.ok()?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.sock.read(left).await.ok()? {
+                Read::Frame(f) if f.opcode == opcode::PONG => return Some(f.payload),
+                Read::Frame(f) if f.opcode == opcode::CLOSE => return None,
+                Read::Frame(_) => continue,
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Whether `message` answers the sentinel `token`: an error with its id, or (for a server that
+/// does not echo ids) an error whose text names the token.
+fn is_sentinel_answer(message: &Received, token: &str) -> bool {
+    message.kind.as_deref() == Some("error")
+        && (message.id.as_deref() == Some(token)
+            || (message.id.is_none()
+                && message.value.get("message").and_then(Value::as_str).is_some_and(|m| m.contains(token))))
+}
+
+/// The upgrade request for `presented`.
+pub fn upgrade_request(target: &Target, presented: &Presented) -> String {
+    let query = presented
+        .query_token
+        .as_deref()
+        .map(|t| form_urlencoded::Serializer::new(String::new()).append_pair("access_token", t).finish());
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    if let Some(value) = &presented.authorization {
+        headers.push(("Authorization", value));
+    }
+    for (name, value) in &presented.extra_headers {
+        headers.push((name, value));
+    }
+    wire::upgrade_request(&target.authority, &target.request_path(query.as_deref()), &headers)
+}
+
+/// Whether the message is a valid `connection_established`.
+pub fn is_established(message: &Received) -> bool {
+    matches!(parse_server_message(&message.text), Ok(ServerMessage::ConnectionEstablished { .. }))
+}

@@ -1,0 +1,197 @@
+//! The server under test: an external URL, the bundled reference server in-process, or the
+//! bundled server as a child process (`serve --addr 127.0.0.1:0`), which is what lets the
+//! harness notice that the server process died and start it again.
+//!
+//! It owns the server's lifetime and nothing else; checking is the callers' job.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::target::{Target, TargetError};
+use crate::server::{self, Faults, ServerConfig, ServerHandle};
+
+/// Handshake deadline the harness gives the bundled server it starts, so the slowloris case
+/// finishes in seconds.
+pub const EMBEDDED_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What to test.
+#[derive(Debug, Clone)]
+pub enum SutSpec {
+    External(Target),
+    /// The bundled server with these `--fault` specs; as a child process of `exe` when given.
+    Bundled {
+        faults: Vec<String>,
+        secret: Vec<u8>,
+        child_exe: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SutError {
+    #[error(transparent)]
+    Faults(#[from] crate::server::faults::FaultSpecError),
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
+    #[error("starting the server process {exe}: {source}")]
+    Spawn { exe: String, source: std::io::Error },
+    #[error("the server process did not say where it listens: {0}")]
+    NoAddress(String),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+}
+
+/// A running server under test.
+pub struct Sut {
+    pub target: Target,
+    /// `embedded`, `child` or the URL, for reports.
+    pub label: String,
+    kind: Kind,
+    spec: SutSpec,
+}
+
+enum Kind {
+    External,
+    Embedded(ServerHandle),
+    Child(ChildServer),
+}
+
+struct ChildServer {
+    child: Child,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Sut {
+    pub async fn start(spec: SutSpec) -> Result<Sut, SutError> {
+        match &spec {
+            SutSpec::External(target) => {
+                Ok(Sut { target: target.clone(), label: target.url.clone(), kind: Kind::External, spec })
+            }
+            SutSpec::Bundled { faults, secret, child_exe: None } => {
+                let config = ServerConfig {
+                    jwt_secret: secret.clone(),
+                    handshake_timeout: EMBEDDED_HANDSHAKE_TIMEOUT,
+                    faults: Faults::parse_all(faults)?,
+                    ..ServerConfig::default()
+                };
+                let handle = server::start(([127, 0, 0, 1], 0).into(), config).await?;
+                let target = Target::parse(&handle.ws_url())?;
+                Ok(Sut { target, label: "embedded".into(), kind: Kind::Embedded(handle), spec })
+            }
+            SutSpec::Bundled { faults, secret, child_exe: Some(exe) } => {
+                Faults::parse_all(faults)?;
+                let (child, target) = spawn_child(exe, faults, secret).await?;
+                Ok(Sut { target, label: "embedded (child process)".into(), kind: Kind::Child(child), spec })
+            }
+        }
+    }
+
+    /// Whether the harness started this server (so it may restart it and watch its process).
+    pub fn is_bundled(&self) -> bool {
+        !matches!(self.kind, Kind::External)
+    }
+
+    /// For a child process that has exited: how it ended and its last words.
+    pub fn death(&mut self) -> Option<String> {
+        let Kind::Child(child) = &mut self.kind else { return None };
+        let status = child.child.try_wait().ok().flatten()?;
+        let tail: Vec<String> =
+            child.stderr_tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+        Some(format!("server process exited ({status}); last output: {}", tail.join(" | ")))
+    }
+
+    /// Resident memory of the server process, when the harness can read it.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Child(child) => {
+                let pid = child.child.id()?;
+                let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+                let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+                Some(pages * 4096)
+            }
+            _ => None,
+        }
+    }
+
+    /// Starts a dead (or live) bundled server again, on a new port.
+    pub async fn restart(&mut self) -> Result<(), SutError> {
+        if !self.is_bundled() {
+            return Ok(());
+        }
+        let old = std::mem::replace(&mut self.kind, Kind::External);
+        stop_kind(old).await;
+        let fresh = Sut::start(self.spec.clone()).await?;
+        self.target = fresh.target;
+        self.kind = fresh.kind;
+        Ok(())
+    }
+
+    pub async fn stop(self) {
+        stop_kind(self.kind).await;
+    }
+}
+
+async fn stop_kind(kind: Kind) {
+    match kind {
+        Kind::External => {}
+        Kind::Embedded(handle) => handle.shutdown().await,
+        Kind::Child(mut child) => {
+            let _ = child.child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.child.wait()).await;
+        }
+    }
+}
+
+async fn spawn_child(
+    exe: &PathBuf,
+    faults: &[String],
+    secret: &[u8],
+) -> Result<(ChildServer, Target), SutError> {
+    let mut command = Command::new(exe);
+    command
+        .args(["serve", "--addr", "127.0.0.1:0", "--handshake-timeout", "2s"])
+        .env("OPENFRAME_JWT_SECRET", String::from_utf8_lossy(secret).as_ref())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for fault in faults {
+        command.args(["--fault", fault]);
+    }
+    let mut child =
+        command.spawn().map_err(|source| SutError::Spawn { exe: exe.display().to_string(), source })?;
+    let stderr = child.stderr.take().ok_or_else(|| SutError::NoAddress("no stderr".into()))?;
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    let url = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(at) = line.find("ws://") {
+                return Some(line[at..].trim().to_owned());
+            }
+            seen.push(line);
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| SutError::NoAddress(seen.join(" | ")))?;
+    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(8)));
+    let keep = Arc::clone(&tail);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(mut tail) = keep.lock() {
+                if tail.len() == 8 {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+        }
+    });
+    Ok((ChildServer { child, stderr_tail: tail }, Target::parse(&url)?))
+}

@@ -1,0 +1,227 @@
+//! Worker processes: when a run needs more sockets than one process may hold, the parent
+//! splits it into local worker processes — each `run --shard I/N` of the same scenario, all
+//! starting at the same instant and sharing one publisher board in shared memory — shows one
+//! progress line for all of them, and merges their reports exactly into one.
+//!
+//! The same shard mechanism serves several machines (`run --shard I/N --start-at T` by hand or
+//! from Kubernetes, then `merge`); only the shared board is local to one machine.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use super::{RunError, RunOptions, start_embedded};
+use crate::metrics::progress::{ProgressLine, show_line};
+use crate::report::merge::merge;
+use crate::report::model::RunReport;
+use crate::scenario::Plan;
+use crate::scenario::plan::{CredentialSource, TargetPlan};
+
+/// How to start the workers: the scenario file they re-read and what overrides it.
+#[derive(Debug, Clone)]
+pub struct WorkerSetup {
+    pub scenario: PathBuf,
+    pub workers: u32,
+    /// Worker reports are written under this folder (`worker-I/`).
+    pub folder: PathBuf,
+    /// A token file given on the command line, passed on to the workers.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Runs `plan` as `setup.workers` worker processes and merges their reports.
+pub async fn run(plan: Plan, setup: WorkerSetup, options: RunOptions) -> Result<RunReport, RunError> {
+    let embedded = start_embedded(&plan).await?;
+    let target = match (&plan.target, &embedded) {
+        (TargetPlan::External { ws_url, .. }, _) => ws_url.clone(),
+        (TargetPlan::Embedded { .. }, Some(server)) => server.ws_url(),
+        (TargetPlan::Embedded { .. }, None) => {
+            unreachable!("the bundled server is started for an embedded target")
+        }
+    };
+    let result = coordinate(&plan, &setup, &options, &target).await;
+    if let Some(server) = embedded {
+        server.shutdown().await;
+    }
+    let mut report = result?;
+    report.harness.server_in_process = false;
+    Ok(report)
+}
+
+async fn coordinate(
+    plan: &Plan,
+    setup: &WorkerSetup,
+    options: &RunOptions,
+    target: &str,
+) -> Result<RunReport, RunError> {
+    let count = setup.workers.max(1);
+    std::fs::create_dir_all(&setup.folder)
+        .map_err(|e| RunError::Workers(format!("cannot create {}: {e}", setup.folder.display())))?;
+    let board = setup.folder.join("publisher-board");
+    let _ = std::fs::remove_file(&board);
+    let run_id = rand::random::<u32>() & 0x7FFF_FFFF;
+    // Time for every worker to start and connect before the first client is due.
+    let start_at_us = super::clock::RunClock::new().now_us() + 1_500_000;
+    let threads = (crate::util::process::cpu_count() / count as usize).max(1);
+    let exe = std::env::current_exe()
+        .map_err(|e| RunError::Workers(format!("cannot find my own executable: {e}")))?;
+    let (lines_tx, mut lines) = mpsc::channel::<(u32, ProgressLine)>(256);
+    let mut children: Vec<(u32, Child)> = Vec::new();
+    for index in 0..count {
+        let out = worker_folder(&setup.folder, index);
+        let mut command = Command::new(&exe);
+        command
+            .arg("run")
+            .arg(&setup.scenario)
+            .args(["--shard", &format!("{index}/{count}")])
+            .args([
+                "--start-at",
+                &format!("{:.6}", start_at_us as f64 / 1e6),
+                "--run-id",
+                &run_id.to_string(),
+            ])
+            .args(["--threads", &threads.to_string(), "--seed", &plan.seed.to_string()])
+            .args(["--duration", &format!("{}ms", plan.duration.as_millis())])
+            .args(["--target", target, "--progress-json", "--quiet"])
+            .arg("--board")
+            .arg(&board)
+            .arg("--out")
+            .arg(&out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        match (&plan.credentials, &setup.token_file) {
+            (_, Some(file)) => {
+                command.arg("--token-file").arg(file);
+            }
+            (CredentialSource::Secret(secret), None) => {
+                command.env("OPENFRAME_JWT_SECRET", String::from_utf8_lossy(secret).into_owned());
+            }
+            (CredentialSource::Tokens(_), None) => {}
+        }
+        let mut child =
+            command.spawn().map_err(|e| RunError::Workers(format!("cannot start worker {index}: {e}")))?;
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(forward_progress(index, stdout, lines_tx.clone()));
+        }
+        children.push((index, child));
+    }
+    drop(lines_tx);
+
+    let planned = plan.planned_clients();
+    let duration_s = plan.duration.as_secs_f64();
+    let show = !options.quiet;
+    let mut pending: BTreeMap<u64, Vec<ProgressLine>> = BTreeMap::new();
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            line = lines.recv() => {
+                let Some((_, line)) = line else { break };
+                let key = line.t_s.round() as u64;
+                let parts = pending.entry(key).or_default();
+                parts.push(line);
+                if parts.len() == count as usize {
+                    if let Some(parts) = pending.remove(&key) {
+                        if show {
+                            show_line(&combine(&parts, planned, duration_s));
+                        }
+                    }
+                }
+            }
+            _ = options.interrupt.cancelled(), if !interrupted => {
+                interrupted = true;
+                for (_, child) in &children {
+                    if let Some(pid) = child.id() {
+                        // SAFETY: signalling our own child process.
+                        unsafe { libc::kill(pid as i32, libc::SIGINT) };
+                    }
+                }
+            }
+        }
+    }
+    let mut reports = Vec::with_capacity(children.len());
+    for (index, mut child) in children {
+        let status = child.wait().await.map_err(|e| RunError::Workers(format!("worker {index}: {e}")))?;
+        // 0, 1, 4 and 130 are finished runs with a report; anything else is a failure.
+        if !matches!(status.code(), Some(0 | 1 | 4 | 130)) {
+            return Err(RunError::Workers(format!(
+                "worker {index} failed ({status}); see its messages above"
+            )));
+        }
+        let path = worker_folder(&setup.folder, index).join("report.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            RunError::Workers(format!("worker {index} left no report at {}: {e}", path.display()))
+        })?;
+        reports.push(serde_json::from_str::<RunReport>(&text).map_err(|e| {
+            RunError::Workers(format!("worker {index}'s report {} is unreadable: {e}", path.display()))
+        })?);
+    }
+    let _ = std::fs::remove_file(&board);
+    let mut merged = merge(&reports).map_err(|e| RunError::Workers(e.to_string()))?;
+    merged.target = plan.target_name();
+    Ok(merged)
+}
+
+fn worker_folder(folder: &Path, index: u32) -> PathBuf {
+    folder.join(format!("worker-{index}"))
+}
+
+/// Reads a worker's JSON progress lines and passes them on.
+async fn forward_progress(
+    index: u32,
+    stdout: tokio::process::ChildStdout,
+    lines: mpsc::Sender<(u32, ProgressLine)>,
+) {
+    let mut reader = BufReader::new(stdout).lines();
+    while let Ok(Some(text)) = reader.next_line().await {
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let number = |key: &str| json.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let line = ProgressLine {
+            t_s: json.get("t_s").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+            clients: number("clients"),
+            events_per_s: number("events_per_s"),
+            fanout_p99_us: number("fanout_p99_us"),
+            missing: number("missing"),
+            errors: number("errors"),
+            ..ProgressLine::default()
+        };
+        if lines.send((index, line)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One line for all workers: sums, and the worst p99 (the exact one comes with the report).
+fn combine(parts: &[ProgressLine], planned: u64, duration_s: f64) -> ProgressLine {
+    ProgressLine {
+        t_s: parts.first().map_or(0.0, |p| p.t_s),
+        duration_s,
+        clients: parts.iter().map(|p| p.clients).sum(),
+        planned_clients: planned,
+        events_per_s: parts.iter().map(|p| p.events_per_s).sum(),
+        fanout_p99_us: parts.iter().map(|p| p.fanout_p99_us).max().unwrap_or(0),
+        missing: parts.iter().map(|p| p.missing).sum(),
+        errors: parts.iter().map(|p| p.errors).sum(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_of_all_workers_is_one_line() {
+        let part = |clients, p99| ProgressLine {
+            t_s: 3.0,
+            clients,
+            events_per_s: 10,
+            fanout_p99_us: p99,
+            ..ProgressLine::default()
+        };
+        let line = combine(&[part(5, 100), part(7, 300)], 12, 30.0);
+        assert_eq!((line.clients, line.events_per_s, line.fanout_p99_us), (12, 20, 300));
+    }
+}

@@ -1,0 +1,162 @@
+//! `fuzz` against the bundled server with a fixed seed and a bounded case count: nothing on the
+//! clean server; each protocol fault reported; findings saved, replayable and deterministic.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use openframe_harness::fuzz::model::Oracle;
+use openframe_harness::fuzz::report::FuzzReport;
+use openframe_harness::fuzz::run::{self, FuzzPlan, Stop};
+use openframe_harness::probe::{Credentials, SutSpec};
+use openframe_harness::protocol::jwt::DEFAULT_DEV_SECRET;
+use tokio_util::sync::CancellationToken;
+
+use crate::conform::temp_dir;
+
+const SEED: u64 = 3;
+
+fn plan(faults: &[&str], cases: u64) -> FuzzPlan {
+    let child = faults.contains(&"crash-on-deep-nesting");
+    let sut = SutSpec::Bundled {
+        faults: faults.iter().map(|f| f.to_string()).collect(),
+        secret: DEFAULT_DEV_SECRET.as_bytes().to_vec(),
+        child_exe: child.then(|| PathBuf::from(env!("CARGO_BIN_EXE_openframe-harness"))),
+    };
+    let mut plan = FuzzPlan::new(
+        sut,
+        Credentials::Secret(DEFAULT_DEV_SECRET.as_bytes().to_vec()),
+        SEED,
+        Stop::Cases(cases),
+    );
+    plan.answer = Duration::from_secs(1);
+    plan.growth = false;
+    plan.shrink_attempts = 40;
+    plan
+}
+
+async fn fuzz(faults: &[&str], cases: u64) -> FuzzReport {
+    run::run(plan(faults, cases), CancellationToken::new()).await.expect("fuzz runs")
+}
+
+fn oracles(report: &FuzzReport) -> Vec<(Oracle, String)> {
+    report.findings.iter().map(|f| (f.oracle, f.signature.clone())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzz_clean_bundled_server_has_no_findings_and_covers_every_layer() {
+    let mut p = plan(&[], 1500);
+    p.growth = true;
+    let report = run::run(p, CancellationToken::new()).await.unwrap();
+    assert!(report.passed, "{:#?}", report.findings);
+    assert_eq!(report.cases, 1500);
+    for key in [
+        "sent:subscribe",
+        "sent:publish",
+        "sent:not_json",
+        "sent:raw_frames",
+        "sent:upgrade",
+        "sent:sequence",
+        "code:SUBSCRIPTION_ERROR",
+        "code:INVALID_MESSAGE",
+        "code:AUTH_ERROR",
+        "close:1002",
+        "close:1007",
+        "close:1009",
+    ] {
+        assert!(report.coverage.contains_key(key), "{key} not reached: {:?}", report.coverage);
+    }
+    let canaries = report.canaries.as_ref().expect("canaries ran");
+    assert!(canaries.received > 0 && canaries.damage.is_empty(), "{canaries:?}");
+    assert!(
+        report
+            .growth
+            .as_ref()
+            .is_some_and(|g| g.finding.is_none() && g.samples.iter().all(|s| s.connections_open.is_some()))
+    );
+    assert!(report.liveness_probes > 0);
+}
+
+/// Each protocol fault and the oracle that must report it.
+const FAULTS: &[(&str, Oracle)] = &[
+    ("wrong-unknown-topic-code", Oracle::SentinelBroken),
+    ("close-on-bad-json", Oracle::UnexpectedClose),
+    ("accept-expired-tokens", Oracle::WrongAnswer),
+    ("accept-alg-none", Oracle::WrongAnswer),
+    ("no-id-echo", Oracle::IdNotEchoed),
+    ("no-error-timestamp", Oracle::MissingTimestamp),
+    ("hang-on-deep-nesting", Oracle::Hang),
+    ("crash-on-deep-nesting", Oracle::ServerDied),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzz_reports_every_protocol_fault_with_a_replayable_finding() {
+    for (fault, oracle) in FAULTS {
+        let report = fuzz(&[fault], 600).await;
+        let found = oracles(&report);
+        assert!(found.iter().any(|(o, _)| o == oracle), "{fault}: {oracle:?} not among {found:?}");
+        if *fault == "accept-expired-tokens" || *fault == "accept-alg-none" {
+            assert!(
+                report.findings.iter().any(|f| f.sent.contains(if *fault == "accept-alg-none" {
+                    "AlgNone"
+                } else {
+                    "Expired"
+                })),
+                "{fault}: {found:?}"
+            );
+        }
+        assert!(
+            report
+                .findings
+                .iter()
+                .filter(|f| f.oracle == *oracle)
+                .all(|f| f.case.is_some() || f.oracle == Oracle::ServerDied)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzz_runs_are_deterministic_for_a_seed_and_findings_replay() {
+    let first = fuzz(&["no-id-echo"], 300).await;
+    let second = fuzz(&["no-id-echo"], 300).await;
+    let signatures =
+        |r: &FuzzReport| r.findings.iter().map(|f| (f.signature.clone(), f.case_index)).collect::<Vec<_>>();
+    assert_eq!(signatures(&first), signatures(&second));
+    let mut report = first;
+    let dir = temp_dir("fuzz-report");
+    report.write_all(&dir).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!((json["kind"].as_str(), json["passed"].as_bool()), (Some("fuzz"), Some(false)));
+    let finding = json["findings"][0].clone();
+    assert!(
+        finding["name"].is_string()
+            && finding["verdict"] == "fail"
+            && finding["sent"].is_string()
+            && finding["received"].is_string()
+            && finding["expected"].is_string()
+    );
+    let file = dir.join(finding["file"].as_str().unwrap());
+    let exe = env!("CARGO_BIN_EXE_openframe-harness");
+    let out = temp_dir("fuzz-replay");
+    let replay = |faults: &[&str]| {
+        let mut command = Command::new(exe);
+        command.args(["fuzz", "--replay", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        for f in faults {
+            command.args(["--fault", f]);
+        }
+        command.output().unwrap().status.code()
+    };
+    assert_eq!(replay(&["no-id-echo"]), Some(1), "the finding reproduces on the faulty server");
+    assert_eq!(replay(&[]), Some(0), "and not on the clean one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzz_differential_mode_against_the_embedded_reference_finds_nothing_on_itself() {
+    let mut p = plan(&[], 300);
+    p.reference = true;
+    p.canaries = false;
+    let report = run::run(p, CancellationToken::new()).await.unwrap();
+    assert!(report.passed, "{:#?}", report.findings);
+    assert_eq!(report.reference.as_deref(), Some("embedded"));
+}
