@@ -16,7 +16,11 @@ pub enum CounterKind {
 
 /// Every counter of [`crate::report::model::Counters`], in its order: name, kind, description.
 pub const COUNTERS: &[(&str, CounterKind, &str)] = &[
-    ("connections_opened", CounterKind::Volume, "connections that reached connection_established or an auth answer"),
+    (
+        "connections_opened",
+        CounterKind::Volume,
+        "connections that reached connection_established or an auth answer",
+    ),
     ("connections_failed", CounterKind::Failure, "connection attempts refused, timed out or not upgraded"),
     ("auth_rejected", CounterKind::Context, "connections refused with AUTH_ERROR and 1008"),
     ("events_published", CounterKind::Volume, "events published and accepted by the target"),
@@ -24,17 +28,37 @@ pub const COUNTERS: &[(&str, CounterKind, &str)] = &[
     ("events_delivered", CounterKind::Volume, "events received by subscribers"),
     ("events_missing", CounterKind::Failure, "expected deliveries that never arrived"),
     ("events_duplicated", CounterKind::Failure, "events one subscriber received more than once"),
-    ("events_out_of_order", CounterKind::Failure, "events received after a later event of the same publisher"),
-    ("filter_violations", CounterKind::Failure, "events received although the subscriber's filters exclude them"),
-    ("events_after_unsubscribe", CounterKind::Failure, "events published after unsubscription_confirmed that still arrived"),
+    (
+        "events_out_of_order",
+        CounterKind::Failure,
+        "events received after a later event of the same publisher",
+    ),
+    (
+        "filter_violations",
+        CounterKind::Failure,
+        "events received although the subscriber's filters exclude them",
+    ),
+    (
+        "events_after_unsubscribe",
+        CounterKind::Failure,
+        "events published after unsubscription_confirmed that still arrived",
+    ),
     ("protocol_violations", CounterKind::Failure, "server messages that break PROTOCOL.md"),
     ("unexpected_closes", CounterKind::Failure, "connections closed without a reason the scenario explains"),
     ("slow_consumer_closes", CounterKind::Context, "connections cut as slow consumers (1013)"),
     ("events_uncertain", CounterKind::Context, "events published around a (un)subscribe, so not judged"),
-    ("foreign_events", CounterKind::Context, "events from other sources (heartbeat, other runs), validated only"),
+    (
+        "foreign_events",
+        CounterKind::Context,
+        "events from other sources (heartbeat, other runs), validated only",
+    ),
     ("publish_acks", CounterKind::Volume, "publish_ack / 202 answers received"),
     ("publish_errors", CounterKind::Failure, "publishes the target refused"),
-    ("server_reported_deliveries", CounterKind::Volume, "deliveries the target said it queued (sum over acks)"),
+    (
+        "server_reported_deliveries",
+        CounterKind::Volume,
+        "deliveries the target said it queued (sum over acks)",
+    ),
     ("subscribe_failures", CounterKind::Failure, "subscribes answered with an error or not at all"),
     ("reconnects", CounterKind::Volume, "reconnects made by churn"),
     ("resubscribes", CounterKind::Volume, "unsubscribe + subscribe cycles made by churn"),

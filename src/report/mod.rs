@@ -7,9 +7,11 @@
 //! - [`html`]: `report.html`, one self-contained page with [`svg`] charts;
 //! - [`junit`]: JUnit XML, one testcase per gate or conformance case;
 //! - [`hlog`]: HdrHistogram interval logs, one per latency metric;
-//! - [`markup`]: XML/HTML escaping shared by the markup formats;
+//! - [`markup`]: XML/HTML escaping, [`numbers`]: number formats, shared by the formats;
+//! - [`compare`]: two runs side by side, regressions beyond noise;
 //! - [`merge`]: one report from the reports of a run's shards.
 
+pub mod compare;
 pub mod counters;
 pub mod files;
 pub mod folder;
@@ -20,5 +22,6 @@ pub mod markup;
 pub mod md;
 pub mod merge;
 pub mod model;
+pub mod numbers;
 pub mod read;
 pub mod svg;

@@ -7,9 +7,9 @@ use super::model::RunReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{} is not a report.json: {source}", path.display())]
+    #[error("{} is not a run's report.json", path.display())]
     Json { path: PathBuf, source: serde_json::Error },
     #[error("{} is a {kind:?} report; only \"run\" reports can be rendered and compared", path.display())]
     Kind { path: PathBuf, kind: String },
@@ -25,7 +25,8 @@ pub fn report_file(path: &Path) -> PathBuf {
 /// Reads and checks a run's report from `path` (the file or its folder).
 pub fn read_run_report(path: &Path) -> Result<RunReport, ReadError> {
     let path = report_file(path);
-    let text = std::fs::read_to_string(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
     // Look at kind and version first, so a conform report is named as such rather than
     // reported as missing the fields of a run.
     let head: serde_json::Value =
@@ -33,8 +34,10 @@ pub fn read_run_report(path: &Path) -> Result<RunReport, ReadError> {
     if let Some(kind) = head.get("kind").and_then(|k| k.as_str()).filter(|k| *k != RunReport::KIND) {
         return Err(ReadError::Kind { path, kind: kind.to_owned() });
     }
-    if let Some(version) =
-        head.get("schema_version").and_then(|v| v.as_u64()).filter(|v| *v != u64::from(RunReport::SCHEMA_VERSION))
+    if let Some(version) = head
+        .get("schema_version")
+        .and_then(|v| v.as_u64())
+        .filter(|v| *v != u64::from(RunReport::SCHEMA_VERSION))
     {
         return Err(ReadError::Version { path, version });
     }

@@ -62,9 +62,24 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
     let has_fanout = |i: &Interval| i.histograms.contains_key("fanout") || i.fanout_max_us > 0;
     let intervals = &report.intervals;
     let mut fanout_series = vec![
-        line("p50", PALETTE[2], false, per_second(intervals, |i| has_fanout(i).then_some(i.fanout_p50_us as f64))),
-        line("p99", PALETTE[0], false, per_second(intervals, |i| has_fanout(i).then_some(i.fanout_p99_us as f64))),
-        line("max", PALETTE[5], true, per_second(intervals, |i| has_fanout(i).then_some(i.fanout_max_us as f64))),
+        line(
+            "p50",
+            PALETTE[2],
+            false,
+            per_second(intervals, |i| has_fanout(i).then_some(i.fanout_p50_us as f64)),
+        ),
+        line(
+            "p99",
+            PALETTE[0],
+            false,
+            per_second(intervals, |i| has_fanout(i).then_some(i.fanout_p99_us as f64)),
+        ),
+        line(
+            "max",
+            PALETTE[5],
+            true,
+            per_second(intervals, |i| has_fanout(i).then_some(i.fanout_max_us as f64)),
+        ),
     ];
     let fanout_markers = fanout_gate_markers(report, &fanout_series, &["p50", "p99"]);
     // The max line can dwarf the others; keep it only when it stays within 4× of p99.
@@ -79,13 +94,13 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
             x: seconds_axis(),
             y: count("clients"),
             series: vec![
-                line("clients connected", PALETTE[0], false, per_second(intervals, |i| Some(i.clients as f64))),
                 line(
-                    "connections opened/s",
-                    PALETTE[4],
-                    true,
-                    rate(intervals, |i| i.connections_opened),
+                    "clients connected",
+                    PALETTE[0],
+                    false,
+                    per_second(intervals, |i| Some(i.clients as f64)),
                 ),
+                line("connections opened/s", PALETTE[4], true, rate(intervals, |i| i.connections_opened)),
             ],
             markers: Vec::new(),
         },
@@ -329,6 +344,9 @@ mod tests {
         let fanout = &charts.iter().find(|c| c.id == "ts-fanout").unwrap().series[1].points;
         assert_eq!(fanout, &[None, Some((2.0, 7_000.0)), Some((2.5, 9_000.0))]);
         let ids: Vec<&str> = charts.iter().map(|c| c.id.as_str()).collect();
-        assert_eq!(ids, ["ts-clients", "ts-delivered", "ts-published", "ts-fanout", "ts-errors", "ts-loop-lag"]);
+        assert_eq!(
+            ids,
+            ["ts-clients", "ts-delivered", "ts-published", "ts-fanout", "ts-errors", "ts-loop-lag"]
+        );
     }
 }

@@ -106,7 +106,8 @@ mod tests {
     #[test]
     fn the_page_holds_every_section_and_chart() {
         let html = render(&sample_report());
-        for id in ["summary", "fanout", "timeline", "delivery", "setup", "violations", "harness", "scenario"] {
+        for id in ["summary", "fanout", "timeline", "delivery", "setup", "violations", "harness", "scenario"]
+        {
             assert!(html.contains(&format!(r#"<section id="{id}">"#)), "section {id}");
         }
         for id in [

@@ -8,13 +8,12 @@ use crate::report::counters::{COUNTERS, CounterKind, kind_of};
 use crate::report::markup::escape;
 use crate::report::md::{LATENCY_ROWS, verdict};
 use crate::report::model::{LatencySummary, RunReport};
-use crate::report::svg::{Chart, format_count, format_latency};
+use crate::report::numbers::{format_count, format_int as int, format_latency};
+use crate::report::svg::Chart;
 
 /// Latency metrics the harness records about itself, after the ones `report.md` shows.
-const HARNESS_LATENCY_ROWS: &[(&str, &str)] = &[
-    ("publisher_lag", "publisher lag behind its schedule"),
-    ("loop_lag", "harness event-loop lag"),
-];
+const HARNESS_LATENCY_ROWS: &[(&str, &str)] =
+    &[("publisher_lag", "publisher lag behind its schedule"), ("loop_lag", "harness event-loop lag")];
 
 pub fn verdict_text(report: &RunReport) -> &'static str {
     verdict(report)
@@ -92,7 +91,9 @@ pub fn summary(page: &mut String, report: &RunReport) {
     let gates_ok = report.valid && passed == report.gates.len();
     tile(page, "gates passed", &format!("{passed} / {}", report.gates.len()), Some(gates_ok));
     let fanout = latency(report, "fanout");
-    for (label, value) in [("fan-out p50", fanout.p50), ("fan-out p99", fanout.p99), ("fan-out max", fanout.max)] {
+    for (label, value) in
+        [("fan-out p50", fanout.p50), ("fan-out p99", fanout.p99), ("fan-out max", fanout.max)]
+    {
         tile(page, label, &latency_text(fanout.count, value), None);
     }
     let per_s = report.throughput.get("events_delivered_per_s").copied().unwrap_or(0.0);
@@ -154,15 +155,21 @@ pub fn timeline(page: &mut String, report: &RunReport) {
     page.push_str(r#"<section id="timeline"><h2>Per second</h2><div class="charts">"#);
     for chart in charts::time_series(report) {
         let caption = match chart.id.as_str() {
-            "ts-clients" => "Clients connected at the end of each second, and connections opened in it (ramp and churn).",
+            "ts-clients" => {
+                "Clients connected at the end of each second, and connections opened in it (ramp and churn)."
+            }
             "ts-delivered" => "Events received by all subscribers in each second.",
             "ts-published" => "Events the publishers sent and the target accepted in each second.",
-            "ts-fanout" => "Fan-out latency of the deliveries in each second (its own histogram); gaps: no deliveries.",
+            "ts-fanout" => {
+                "Fan-out latency of the deliveries in each second (its own histogram); gaps: no deliveries."
+            }
             "ts-errors" => {
                 "Failed connections, protocol violations, unexpected closes, publish and subscribe \
                  errors, and missing, duplicated, out-of-order, filter-violating and after-unsubscribe events."
             }
-            _ => "How late the harness's own timers fired: when this grows, its timestamps include its own delay.",
+            _ => {
+                "How late the harness's own timers fired: when this grows, its timestamps include its own delay."
+            }
         };
         figure(page, &chart, caption, false);
     }
@@ -175,7 +182,8 @@ pub fn delivery(page: &mut String, report: &RunReport) {
     let ratio = if c.events_expected > 0 {
         format!(
             " {:.4} % of the certainly expected deliveries arrived.",
-            100.0 * (c.events_expected - c.events_missing.min(c.events_expected)) as f64 / c.events_expected as f64
+            100.0 * (c.events_expected - c.events_missing.min(c.events_expected)) as f64
+                / c.events_expected as f64
         )
     } else {
         String::new()
@@ -245,7 +253,9 @@ pub fn delivery(page: &mut String, report: &RunReport) {
         page.push_str("</table></div>");
     }
     if !report.throughput.is_empty() {
-        page.push_str(r#"<h3>Throughput (whole run)</h3><table><tr><th>rate</th><th class="n">per second</th></tr>"#);
+        page.push_str(
+            r#"<h3>Throughput (whole run)</h3><table><tr><th>rate</th><th class="n">per second</th></tr>"#,
+        );
         for (name, value) in &report.throughput {
             let _ = write!(
                 page,
@@ -336,7 +346,8 @@ pub fn harness(page: &mut String, report: &RunReport) {
         }
     );
     let mib = |bytes: u64| format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0));
-    let loop_lag = report.latency_us.get("loop_lag").map_or("–".to_owned(), |s| latency_text(s.count, s.p99));
+    let loop_lag =
+        report.latency_us.get("loop_lag").map_or("–".to_owned(), |s| latency_text(s.count, s.p99));
     let rows = [
         ("threads / workers", format!("{} / {}", h.threads, h.workers)),
         ("CPU time", format!("{:.2} s ({:.0} % of the machine)", h.cpu_s, h.cpu_percent)),
@@ -346,7 +357,10 @@ pub fn harness(page: &mut String, report: &RunReport) {
         ("memory per client", format!("{:.1} KiB", h.rss_per_client_bytes as f64 / 1024.0)),
         ("bytes received", format!("{} ({:.0} per event)", mib(h.bytes_received), h.bytes_per_event)),
         ("event-loop lag p99", loop_lag),
-        ("bundled server in the same process", if h.server_in_process { "yes: figures include it" } else { "no" }.into()),
+        (
+            "bundled server in the same process",
+            if h.server_in_process { "yes: figures include it" } else { "no" }.into(),
+        ),
     ];
     page.push_str("<table>");
     for (key, value) in rows {
@@ -385,11 +399,11 @@ pub fn scenario(page: &mut String, report: &RunReport) {
 }
 
 pub fn footer(page: &mut String, report: &RunReport) {
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<footer>Generated by openframe-harness {} from <code>report.json</code> (schema version {}). \
          Render again with <code>openframe-harness report PATH --format html</code>; compare two runs with \
-         <code>openframe-harness compare BASELINE.json CURRENT.json</code>.</footer>\n",
+         <code>openframe-harness compare BASELINE.json CURRENT.json</code>.</footer>",
         escape(&report.environment.harness_version),
         report.schema_version
     );
@@ -421,7 +435,11 @@ fn tile(page: &mut String, label: &str, value: &str, good: Option<bool>) {
     );
 }
 
-fn latency_table<'a>(page: &mut String, report: &RunReport, rows: impl Iterator<Item = &'a (&'a str, &'a str)>) {
+fn latency_table<'a>(
+    page: &mut String,
+    report: &RunReport,
+    rows: impl Iterator<Item = &'a (&'a str, &'a str)>,
+) {
     page.push_str(concat!(
         r#"<div class="scroll"><table><tr><th>latency</th><th class="n">count</th><th class="n">min</th>"#,
         r#"<th class="n">p50</th><th class="n">p90</th><th class="n">p99</th><th class="n">p99.9</th>"#,
@@ -451,30 +469,4 @@ fn latency(report: &RunReport, metric: &str) -> LatencySummary {
 /// A latency, or a dash when nothing was recorded (zero would read as "instant").
 fn latency_text(count: u64, micros: u64) -> String {
     if count == 0 { "–".to_owned() } else { format_latency(micros as f64) }
-}
-
-/// `168,946`.
-fn int(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn integers_get_thousands_separators() {
-        assert_eq!(int(0), "0");
-        assert_eq!(int(999), "999");
-        assert_eq!(int(168_946), "168,946");
-        assert_eq!(int(1_234_567), "1,234,567");
-    }
 }

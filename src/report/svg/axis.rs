@@ -1,6 +1,8 @@
 //! Axes: how a data value becomes a position (linear, logarithmic, or "nines" for percentile
 //! levels), where the ticks go, and how their labels read in the axis's unit.
 
+use crate::report::numbers::{format_count, format_latency, trim_number};
+
 /// How values are placed along an axis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AxisKind {
@@ -56,7 +58,8 @@ impl Scale {
                 let max = if max > 0.0 { max } else { 1.0 };
                 let step = nice_step(max, 5);
                 let hi = (max / step).ceil() * step;
-                let ticks = (0..).map(|i| f64::from(i) * step).take_while(|t| *t <= hi + step * 1e-9).collect();
+                let ticks =
+                    (0..).map(|i| f64::from(i) * step).take_while(|t| *t <= hi + step * 1e-9).collect();
                 Scale { kind: axis.kind, unit: axis.unit, lo: 0.0, hi, ticks }
             }
             AxisKind::Log => {
@@ -142,22 +145,6 @@ pub fn nice_step(max: f64, target: u32) -> f64 {
     nice * magnitude
 }
 
-/// `0`, `750`, `1.5k`, `20k`, `1.2M`.
-pub fn format_count(value: f64) -> String {
-    let abs = value.abs();
-    if abs >= 1e9 {
-        format!("{}G", trim_number(value / 1e9, 1))
-    } else if abs >= 1e6 {
-        format!("{}M", trim_number(value / 1e6, 1))
-    } else if abs >= 1e4 {
-        format!("{}k", trim_number(value / 1e3, 1))
-    } else if abs >= 10.0 || value.fract() == 0.0 {
-        format!("{}", value.round())
-    } else {
-        trim_number(value, 2)
-    }
-}
-
 /// `0%`, `90%`, `99%`, `99.9%`, `99.99%` for 0, 1, 2, 3, 4 nines.
 pub fn format_nines(nines: f64) -> String {
     let n = nines.round() as usize;
@@ -165,18 +152,6 @@ pub fn format_nines(nines: f64) -> String {
         0 => "0%".to_owned(),
         1 => "90%".to_owned(),
         _ => format!("99.{}%", "9".repeat(n - 2)).replace(".%", "%"),
-    }
-}
-
-/// Microseconds in the largest unit that keeps them at or above 1: `500µs`, `2ms`, `1.5s`
-/// (at most three significant decimals).
-pub fn format_latency(micros: f64) -> String {
-    if micros >= 1e6 {
-        format!("{}s", trim_number(micros / 1e6, 3))
-    } else if micros >= 1e3 {
-        format!("{}ms", trim_number(micros / 1e3, if micros >= 1e5 { 0 } else { 1 }))
-    } else {
-        format!("{}µs", trim_number(micros, 0))
     }
 }
 
@@ -194,12 +169,6 @@ fn format_micros_tick(value: f64, step: f64, top: f64) -> String {
 
 fn decimals_for(step: f64) -> usize {
     if step >= 1.0 || step <= 0.0 { 0 } else { (-step.log10().floor()) as usize }
-}
-
-/// `value` with at most `decimals` decimals and no trailing zeros.
-pub(super) fn trim_number(value: f64, decimals: usize) -> String {
-    let text = format!("{value:.decimals$}");
-    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
 }
 
 #[cfg(test)]
@@ -257,12 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_are_compact() {
-        assert_eq!(format_count(0.0), "0");
-        assert_eq!(format_count(750.0), "750");
-        assert_eq!(format_count(33_787.0), "33.8k");
-        assert_eq!(format_count(1_260_000.0), "1.3M");
-        assert_eq!(format_count(0.5), "0.5");
+    fn steps_are_one_two_or_five_times_a_power_of_ten() {
         assert_eq!(nice_step(44.2, 5), 10.0);
         assert_eq!(nice_step(3.0, 5), 1.0);
     }

@@ -3,8 +3,9 @@
 
 use std::fmt::Write;
 
-use super::axis::{Axis, Scale, Unit, format_count, format_latency, trim_number};
+use super::axis::{Axis, Scale, Unit};
 use crate::report::markup::escape;
+use crate::report::numbers::{format_count, format_latency, trim_number};
 
 /// Drawing size in SVG user units; the page scales the whole `<svg>` to its column.
 const WIDTH: f64 = 640.0;
@@ -69,7 +70,8 @@ impl Chart {
             plot_height()
         );
         self.render_axes(&mut svg, &plot);
-        let drawn: Vec<&Series> = self.series.iter().filter(|s| s.points.iter().any(Option::is_some)).collect();
+        let drawn: Vec<&Series> =
+            self.series.iter().filter(|s| s.points.iter().any(Option::is_some)).collect();
         if drawn.is_empty() {
             let _ = write!(
                 svg,
@@ -93,11 +95,19 @@ impl Chart {
         svg.push_str(r##"<g class="grid" stroke="#e5e7eb" stroke-width="1">"##);
         for (value, _) in plot.y.ticks() {
             let py = plot.py(value);
-            let _ = write!(svg, r#"<line x1="{LEFT}" x2="{:.1}" y1="{py:.1}" y2="{py:.1}"/>"#, LEFT + plot_width());
+            let _ = write!(
+                svg,
+                r#"<line x1="{LEFT}" x2="{:.1}" y1="{py:.1}" y2="{py:.1}"/>"#,
+                LEFT + plot_width()
+            );
         }
         for (value, _) in plot.x.ticks() {
             let px = plot.px(value);
-            let _ = write!(svg, r#"<line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{:.1}"/>"#, TOP + plot_height());
+            let _ = write!(
+                svg,
+                r#"<line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{:.1}"/>"#,
+                TOP + plot_height()
+            );
         }
         svg.push_str("</g>");
         svg.push_str(r##"<g class="axis" fill="#374151">"##);
@@ -142,7 +152,13 @@ impl Chart {
         for (i, point) in series.points.iter().enumerate() {
             match point {
                 Some((x, y)) => {
-                    let _ = write!(d, "{}{:.1},{:.1}", if pen_down { 'L' } else { 'M' }, plot.px(*x), plot.py(*y));
+                    let _ = write!(
+                        d,
+                        "{}{:.1},{:.1}",
+                        if pen_down { 'L' } else { 'M' },
+                        plot.px(*x),
+                        plot.py(*y)
+                    );
                     let next_is_gap = !matches!(series.points.get(i + 1), Some(Some(_)));
                     if !pen_down && next_is_gap {
                         singles.push((*x, *y));

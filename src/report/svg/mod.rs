@@ -8,7 +8,7 @@
 mod axis;
 mod chart;
 
-pub use axis::{Axis, AxisKind, Unit, format_count, format_latency};
+pub use axis::{Axis, AxisKind, Unit};
 pub use chart::{Chart, Marker, Series};
 
 /// Colours that stay apart for colour-blind readers (Okabe–Ito), in the order series use them.
