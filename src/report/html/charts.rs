@@ -3,7 +3,7 @@
 
 use crate::metrics::histogram::{Latency, decode};
 use crate::report::model::{Interval, RunReport};
-use crate::report::svg::{ALERT, Axis, AxisKind, Chart, Marker, PALETTE, Series, Unit};
+use crate::report::svg::{ALERT, Axis, AxisKind, Chart, Marker, PALETTE, Series, Size, Unit};
 use crate::scenario::gates::Gate;
 
 /// Fan-out latency by percentile: every delivery, and each event's last delivery, with the
@@ -24,6 +24,7 @@ pub fn fanout_percentiles(report: &RunReport) -> Chart {
         y: Axis { label: "latency".into(), kind: AxisKind::Linear, unit: Unit::Micros },
         series,
         markers,
+        size: Size::Wide,
     }
 }
 
@@ -45,6 +46,7 @@ pub fn setup_percentiles(report: &RunReport) -> Chart {
         y: Axis { label: "latency (log scale)".into(), kind: AxisKind::Log, unit: Unit::Micros },
         series,
         markers: Vec::new(),
+        size: Size::Wide,
     }
 }
 
@@ -103,6 +105,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
                 line("connections opened/s", PALETTE[4], true, rate(intervals, |i| i.connections_opened)),
             ],
             markers: Vec::new(),
+            size: Size::Half,
         },
         Chart {
             id: "ts-delivered".into(),
@@ -111,6 +114,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
             y: count("events/s"),
             series: vec![line("delivered/s", PALETTE[2], false, rate(intervals, |i| i.events_delivered))],
             markers: Vec::new(),
+            size: Size::Half,
         },
         Chart {
             id: "ts-published".into(),
@@ -119,6 +123,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
             y: count("events/s"),
             series: vec![line("published/s", PALETTE[1], false, rate(intervals, |i| i.events_published))],
             markers: Vec::new(),
+            size: Size::Half,
         },
         Chart {
             id: "ts-fanout".into(),
@@ -127,6 +132,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
             y: latency.clone(),
             series: fanout_series,
             markers: fanout_markers,
+            size: Size::Half,
         },
         Chart {
             id: "ts-errors".into(),
@@ -135,6 +141,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
             y: count("errors/s"),
             series: vec![line("errors/s", ALERT, false, rate(intervals, |i| i.errors))],
             markers: Vec::new(),
+            size: Size::Half,
         },
         Chart {
             id: "ts-loop-lag".into(),
@@ -148,6 +155,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
                 per_second(intervals, |i| interval_quantile(i, "loop_lag", 0.99)),
             )],
             markers: Vec::new(),
+            size: Size::Half,
         },
     ]
 }

@@ -57,7 +57,8 @@ impl Scale {
             AxisKind::Linear => {
                 let max = if max > 0.0 { max } else { 1.0 };
                 let step = nice_step(max, 5);
-                let hi = (max / step).ceil() * step;
+                // Time ends where the run ended; other values round up to the next tick.
+                let hi = if axis.unit == Unit::Seconds { max } else { (max / step).ceil() * step };
                 let ticks =
                     (0..).map(|i| f64::from(i) * step).take_while(|t| *t <= hi + step * 1e-9).collect();
                 Scale { kind: axis.kind, unit: axis.unit, lo: 0.0, hi, ticks }
@@ -187,6 +188,15 @@ mod tests {
         assert_eq!(scale.unit_position(0.0), 0.0);
         assert_eq!(scale.unit_position(25.0), 0.5);
         assert_eq!(scale.unit_position(80.0), 1.0, "clamped");
+    }
+
+    #[test]
+    fn time_ends_with_the_run() {
+        let scale = Scale::fit(&axis(AxisKind::Linear, Unit::Seconds), [1.0, 11.0]);
+        assert_eq!(scale.max(), 11.0);
+        let labels: Vec<String> = scale.ticks().into_iter().map(|(_, l)| l).collect();
+        assert_eq!(labels, ["0s", "5s", "10s"]);
+        assert_eq!(scale.unit_position(11.0), 1.0);
     }
 
     #[test]

@@ -7,13 +7,32 @@ use super::axis::{Axis, Scale, Unit};
 use crate::report::markup::escape;
 use crate::report::numbers::{format_count, format_latency, trim_number};
 
-/// Drawing size in SVG user units; the page scales the whole `<svg>` to its column.
-const WIDTH: f64 = 640.0;
-const HEIGHT: f64 = 280.0;
+/// Margins around the plot, in SVG user units; the page scales the whole `<svg>` to its column.
 const LEFT: f64 = 64.0;
-const RIGHT: f64 = 18.0;
-const TOP: f64 = 34.0;
+const RIGHT: f64 = 40.0;
 const BOTTOM: f64 = 46.0;
+/// Height of one legend row above the plot.
+const LEGEND_ROW: f64 = 18.0;
+/// Width of a character of 12-unit text, rounded up so labels never overlap.
+const CHAR_WIDTH: f64 = 7.0;
+
+/// How big a chart is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// Half a page wide (two side by side).
+    Half,
+    /// A whole column: for the distributions.
+    Wide,
+}
+
+impl Size {
+    fn dimensions(self) -> (f64, f64) {
+        match self {
+            Size::Half => (640.0, 280.0),
+            Size::Wide => (900.0, 360.0),
+        }
+    }
+}
 
 /// One line of a chart.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +65,7 @@ pub struct Chart {
     pub y: Axis,
     pub series: Vec<Series>,
     pub markers: Vec<Marker>,
+    pub size: Size,
 }
 
 impl Chart {
@@ -55,29 +75,34 @@ impl Chart {
         let points = || self.series.iter().flat_map(|s| s.points.iter().flatten());
         let x = Scale::fit(&self.x, points().map(|p| p.0));
         let y = Scale::fit(&self.y, points().map(|p| p.1).chain(self.markers.iter().map(|m| m.y)));
-        let plot = Plot { x, y };
+        let drawn: Vec<&Series> =
+            self.series.iter().filter(|s| s.points.iter().any(Option::is_some)).collect();
+        let (width, height) = self.size.dimensions();
+        let legend = legend_items(&drawn, &self.markers);
+        let rows = legend_rows(&legend, width);
+        let top = 16.0 + LEGEND_ROW * rows.iter().map(|(row, _)| row + 1).max().unwrap_or(1) as f64;
+        let plot = Plot { x, y, width, height, top };
         let id = escape(&self.id);
         let mut svg = String::with_capacity(8 * 1024);
         let _ = write!(
             svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{id}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{id}-title" font-family="system-ui, sans-serif" font-size="12">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{id}" viewBox="0 0 {width} {height}" role="img" aria-labelledby="{id}-title" font-family="system-ui, sans-serif" font-size="12">"#
         );
         let _ = write!(svg, r#"<title id="{id}-title">{}</title>"#, escape(&self.title));
         let _ = write!(
             svg,
-            r##"<rect class="plot-area" x="{LEFT}" y="{TOP}" width="{}" height="{}" fill="#fcfcfd" stroke="#c8ccd2"/>"##,
-            plot_width(),
-            plot_height()
+            r##"<rect class="plot-area" x="{LEFT}" y="{}" width="{}" height="{}" fill="#fcfcfd" stroke="#c8ccd2"/>"##,
+            plot.top,
+            plot.plot_width(),
+            plot.plot_height()
         );
         self.render_axes(&mut svg, &plot);
-        let drawn: Vec<&Series> =
-            self.series.iter().filter(|s| s.points.iter().any(Option::is_some)).collect();
         if drawn.is_empty() {
             let _ = write!(
                 svg,
                 r##"<text class="no-data" x="{}" y="{}" text-anchor="middle" fill="#6b7280">no data recorded</text>"##,
-                LEFT + plot_width() / 2.0,
-                TOP + plot_height() / 2.0
+                LEFT + plot.plot_width() / 2.0,
+                plot.top + plot.plot_height() / 2.0
             );
         }
         for marker in &self.markers {
@@ -86,7 +111,7 @@ impl Chart {
         for series in &drawn {
             self.render_series(&mut svg, &plot, series);
         }
-        render_legend(&mut svg, &drawn, &self.markers);
+        render_legend(&mut svg, &legend, &rows);
         svg.push_str("</svg>");
         svg
     }
@@ -98,15 +123,16 @@ impl Chart {
             let _ = write!(
                 svg,
                 r#"<line x1="{LEFT}" x2="{:.1}" y1="{py:.1}" y2="{py:.1}"/>"#,
-                LEFT + plot_width()
+                LEFT + plot.plot_width()
             );
         }
         for (value, _) in plot.x.ticks() {
             let px = plot.px(value);
             let _ = write!(
                 svg,
-                r#"<line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{:.1}"/>"#,
-                TOP + plot_height()
+                r#"<line x1="{px:.1}" x2="{px:.1}" y1="{:.1}" y2="{:.1}"/>"#,
+                plot.top,
+                plot.top + plot.plot_height()
             );
         }
         svg.push_str("</g>");
@@ -125,21 +151,21 @@ impl Chart {
                 svg,
                 r#"<text class="tick" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
                 plot.px(value),
-                TOP + plot_height() + 16.0,
+                plot.top + plot.plot_height() + 16.0,
                 escape(&label)
             );
         }
         let _ = write!(
             svg,
             r#"<text class="axis-label" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            LEFT + plot_width() / 2.0,
-            HEIGHT - 8.0,
+            LEFT + plot.plot_width() / 2.0,
+            plot.height - 8.0,
             escape(&self.x.label)
         );
         let _ = write!(
             svg,
             r#"<text class="axis-label" transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
-            TOP + plot_height() / 2.0,
+            plot.top + plot.plot_height() / 2.0,
             escape(&self.y.label)
         );
         svg.push_str("</g>");
@@ -194,28 +220,32 @@ impl Chart {
     }
 }
 
-/// The fitted scales and the pixel positions they give.
+/// The fitted scales, the frame, and the pixel positions they give.
 struct Plot {
     x: Scale,
     y: Scale,
+    width: f64,
+    height: f64,
+    /// Where the plot area starts, below the legend.
+    top: f64,
 }
 
 impl Plot {
+    fn plot_width(&self) -> f64 {
+        self.width - LEFT - RIGHT
+    }
+
+    fn plot_height(&self) -> f64 {
+        self.height - self.top - BOTTOM
+    }
+
     fn px(&self, value: f64) -> f64 {
-        LEFT + self.x.unit_position(value) * plot_width()
+        LEFT + self.x.unit_position(value) * self.plot_width()
     }
 
     fn py(&self, value: f64) -> f64 {
-        TOP + (1.0 - self.y.unit_position(value)) * plot_height()
+        self.top + (1.0 - self.y.unit_position(value)) * self.plot_height()
     }
-}
-
-fn plot_width() -> f64 {
-    WIDTH - LEFT - RIGHT
-}
-
-fn plot_height() -> f64 {
-    HEIGHT - TOP - BOTTOM
 }
 
 fn render_marker(svg: &mut String, plot: &Plot, marker: &Marker, y_axis: &Axis) {
@@ -224,29 +254,53 @@ fn render_marker(svg: &mut String, plot: &Plot, marker: &Marker, y_axis: &Axis) 
     let _ = write!(
         svg,
         r#"<g class="marker"><line x1="{LEFT}" x2="{:.1}" y1="{py:.1}" y2="{py:.1}" stroke="{}" stroke-width="1.5" stroke-dasharray="2 3"><title>{label}: {}</title></line>"#,
-        LEFT + plot_width(),
+        LEFT + plot.plot_width(),
         marker.color,
         escape(&format_value(y_axis.unit, marker.y))
     );
+    // Inside the plot at its left, where rising lines leave room: above the line, or below it
+    // when the line runs along the top.
+    let label_y = if py - plot.top < 16.0 { py + 14.0 } else { py - 5.0 };
     let _ = write!(
         svg,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="{}">{label}</text></g>"#,
-        LEFT + plot_width() - 4.0,
-        py - 4.0,
+        r#"<text x="{:.1}" y="{label_y:.1}" fill="{}">{label}</text></g>"#,
+        LEFT + 6.0,
         marker.color
     );
 }
 
-/// One row of swatches and labels above the plot.
-fn render_legend(svg: &mut String, series: &[&Series], markers: &[Marker]) {
-    svg.push_str(r##"<g class="legend" fill="#111827">"##);
-    let mut x = LEFT;
-    let y = TOP - 14.0;
-    let items = series
+/// A legend entry: label, colour, dash pattern.
+type LegendItem<'a> = (&'a str, &'static str, &'static str);
+
+fn legend_items<'a>(series: &[&'a Series], markers: &'a [Marker]) -> Vec<LegendItem<'a>> {
+    series
         .iter()
         .map(|s| (s.label.as_str(), s.color, if s.dashed { "6 4" } else { "" }))
-        .chain(markers.iter().map(|m| (m.label.as_str(), m.color, "2 3")));
-    for (label, color, dash) in items {
+        .chain(markers.iter().map(|m| (m.label.as_str(), m.color, "2 3")))
+        .collect()
+}
+
+/// Each legend entry's (row, x), wrapping to a new row when the next would pass the right edge.
+fn legend_rows(items: &[LegendItem], width: f64) -> Vec<(usize, f64)> {
+    let mut placed = Vec::with_capacity(items.len());
+    let (mut row, mut x) = (0, LEFT);
+    for (label, _, _) in items {
+        let item_width = 23.0 + CHAR_WIDTH * label.chars().count() as f64 + 16.0;
+        if x > LEFT && x + item_width > width - 8.0 {
+            row += 1;
+            x = LEFT;
+        }
+        placed.push((row, x));
+        x += item_width;
+    }
+    placed
+}
+
+/// Swatches and labels above the plot, at the places [`legend_rows`] gave them.
+fn render_legend(svg: &mut String, items: &[LegendItem], places: &[(usize, f64)]) {
+    svg.push_str(r##"<g class="legend" fill="#111827">"##);
+    for ((label, color, dash), (row, x)) in items.iter().zip(places) {
+        let y = 14.0 + LEGEND_ROW * *row as f64;
         let dash = if dash.is_empty() { String::new() } else { format!(r#" stroke-dasharray="{dash}""#) };
         let _ = write!(
             svg,
@@ -260,7 +314,6 @@ fn render_legend(svg: &mut String, series: &[&Series], markers: &[Marker]) {
             y,
             escape(label)
         );
-        x += 23.0 + 6.6 * label.chars().count() as f64 + 16.0;
     }
     svg.push_str("</g>");
 }
@@ -295,6 +348,7 @@ mod tests {
             y: Axis { label: "events/s".into(), kind: AxisKind::Linear, unit: Unit::Count },
             series,
             markers: vec![],
+            size: Size::Half,
         }
     }
 
@@ -307,8 +361,8 @@ mod tests {
         let svg = chart(vec![line(vec![Some((0.0, 0.0)), Some((5.0, 50.0)), Some((10.0, 25.0))])]).render();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains(r#"id="c&lt;1&gt;""#), "escaped id");
-        // x 0..10 over 64..622, y 0..50 over 234..34.
-        assert!(svg.contains(r#"d="M64.0,234.0L343.0,34.0L622.0,134.0""#), "{svg}");
+        // x 0..10 over 64..600, y 0..50 over 234..34 (below one legend row).
+        assert!(svg.contains(r#"d="M64.0,234.0L332.0,34.0L600.0,134.0""#), "{svg}");
         assert_eq!(svg.matches("<circle").count(), 3);
         assert!(svg.contains("delivered: 25 at 10s"));
         assert!(!svg.contains("no data"));
@@ -346,5 +400,23 @@ mod tests {
         assert_eq!(format_value(Unit::Nines, 2.5), "99.68%");
         assert_eq!(format_value(Unit::Nines, 0.0), "0%");
         assert_eq!(format_value(Unit::Micros, 44_200.0), "44.2ms");
+    }
+}
+
+#[cfg(test)]
+mod legend_tests {
+    use super::*;
+
+    #[test]
+    fn a_long_legend_wraps_and_pushes_the_plot_down() {
+        let items: Vec<LegendItem> = vec![
+            ("connect → connection_established", "#000", ""),
+            ("subscribe → subscription_confirmed", "#000", ""),
+            ("publish → ack", "#000", ""),
+        ];
+        let rows = legend_rows(&items, 640.0);
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 0, 1]);
+        assert_eq!(legend_rows(&items, 900.0).iter().map(|r| r.0).max(), Some(0));
+        assert!(rows.iter().all(|(_, x)| *x >= LEFT));
     }
 }
