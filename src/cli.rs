@@ -169,9 +169,9 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// BASELINE.json… CURRENT.json: one or more baseline runs (report.json files or report
-    /// folders, e.g. reports/baselines/smoke/*.json), then the run to judge. With several
-    /// baseline runs their median is the baseline and their spread is measured noise.
+    /// BASELINE… CURRENT: one or more baseline runs (report.json files, report folders, or a
+    /// folder of baseline runs such as reports/baselines/smoke/), then the run to judge. With
+    /// several baseline runs their median is the baseline and their spread is measured noise.
     #[arg(required = true, num_args = 2.., value_name = "REPORT")]
     pub reports: Vec<PathBuf>,
     /// Largest worsening allowed, relative to the baseline: 10% or 0.1.

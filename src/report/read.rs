@@ -22,6 +22,28 @@ pub fn report_file(path: &Path) -> PathBuf {
     if path.is_dir() { path.join("report.json") } else { path.to_path_buf() }
 }
 
+/// The report files `path` names as baselines: `path` itself, `path/report.json` for a report
+/// folder, or every `*.json` of a folder without one (a folder of baseline runs), sorted.
+pub fn baseline_files(path: &Path) -> Result<Vec<PathBuf>, ReadError> {
+    if !path.is_dir() || path.join("report.json").is_file() {
+        return Ok(vec![report_file(path)]);
+    }
+    let io = |source| ReadError::Io { path: path.to_path_buf(), source };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no report.json and no *.json in it",
+        )));
+    }
+    Ok(files)
+}
+
 /// Reads and checks a run's report from `path` (the file or its folder).
 pub fn read_run_report(path: &Path) -> Result<RunReport, ReadError> {
     let path = report_file(path);
@@ -55,6 +77,20 @@ mod tests {
         std::fs::write(dir.path().join("report.json"), serde_json::to_string(&report).unwrap()).unwrap();
         assert_eq!(read_run_report(dir.path()).unwrap(), report);
         assert_eq!(read_run_report(&dir.path().join("report.json")).unwrap(), report);
+    }
+
+    #[test]
+    fn a_folder_of_runs_names_each_json_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["run-2.json", "run-1.json", "notes.txt"] {
+            std::fs::write(dir.path().join(name), "{}").unwrap();
+        }
+        let files = baseline_files(dir.path()).unwrap();
+        assert_eq!(files, [dir.path().join("run-1.json"), dir.path().join("run-2.json")]);
+        std::fs::write(dir.path().join("report.json"), "{}").unwrap();
+        assert_eq!(baseline_files(dir.path()).unwrap(), [dir.path().join("report.json")], "a report folder");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(baseline_files(empty.path()).is_err());
     }
 
     #[test]

@@ -6,14 +6,15 @@
   var charts = document.querySelectorAll("svg.chart");
   for (var i = 0; i < charts.length; i++) {
     var svg = charts[i];
-    var area = svg.querySelector("rect.plot-area").getBBox();
+    // Screen rectangles, so transforms and the page's scaling count as drawn.
+    var area = svg.querySelector("rect.plot-area").getBoundingClientRect();
     var series = svg.querySelectorAll("path.series");
     var drawn = 0, outside = 0;
     for (var j = 0; j < series.length; j++) {
-      var b = series[j].getBBox();
+      var b = series[j].getBoundingClientRect();
       if (b.width > 0 || b.height > 0) drawn++;
-      if (b.x < area.x - 0.5 || b.y < area.y - 0.5 ||
-          b.x + b.width > area.x + area.width + 0.5 || b.y + b.height > area.y + area.height + 0.5) outside++;
+      if (b.left < area.left - 1 || b.top < area.top - 1 ||
+          b.right > area.right + 1 || b.bottom > area.bottom + 1) outside++;
     }
     var box = svg.getBoundingClientRect();
     lines.push("chart " + svg.id + " series=" + series.length + " drawn=" + drawn + " outside=" + outside +
