@@ -88,8 +88,12 @@ pub fn header(page: &mut String, report: &RunReport) {
 pub fn summary(page: &mut String, report: &RunReport) {
     page.push_str(r#"<section id="summary"><h2>Summary and gates</h2><div class="tiles">"#);
     let passed = report.gates.iter().filter(|g| g.passed).count();
-    let gates_ok = report.valid && passed == report.gates.len();
-    tile(page, "gates passed", &format!("{passed} / {}", report.gates.len()), Some(gates_ok));
+    if report.valid {
+        let all = passed == report.gates.len();
+        tile(page, "gates passed", &format!("{passed} / {}", report.gates.len()), Some(all));
+    } else {
+        tile(page, "gates", "not judged", None);
+    }
     let fanout = latency(report, "fanout");
     for (label, value) in
         [("fan-out p50", fanout.p50), ("fan-out p99", fanout.p99), ("fan-out max", fanout.max)]

@@ -158,7 +158,7 @@ pub fn format_nines(nines: f64) -> String {
 
 /// A latency tick in a unit chosen by the axis's top, with as many decimals as its step needs.
 fn format_micros_tick(value: f64, step: f64, top: f64) -> String {
-    let (divisor, unit) = if top >= 2e6 {
+    let (divisor, unit) = if top >= 1e6 {
         (1e6, "s")
     } else if top >= 2e3 {
         (1e3, "ms")
@@ -213,6 +213,9 @@ mod tests {
         assert_eq!(labels, ["0ms", "20ms", "40ms", "60ms", "80ms", "100ms"]);
         let fine = Scale::fit(&axis(AxisKind::Linear, Unit::Micros), [2_500.0]);
         assert_eq!(fine.ticks()[1].1, "0.5ms");
+        let s = Scale::fit(&axis(AxisKind::Linear, Unit::Micros), [1_184_000.0]);
+        let labels: Vec<String> = s.ticks().into_iter().map(|(_, l)| l).collect();
+        assert_eq!(labels, ["0s", "0.5s", "1s", "1.5s"]);
         let us = Scale::fit(&axis(AxisKind::Linear, Unit::Micros), [900.0]);
         assert_eq!(us.ticks()[1].1, "200µs");
     }
