@@ -45,7 +45,12 @@ pub fn write_comparison<W: Write>(w: &mut W, comparison: &Comparison) -> io::Res
         writeln!(w, "\n> **Note:** {note}")?;
     }
     if !regressions.is_empty() {
-        writeln!(w, "\n**Regressions:**\n")?;
+        let title = if comparison.untrusted.is_empty() {
+            "Regressions"
+        } else {
+            "Would be regressions, were the runs trustworthy"
+        };
+        writeln!(w, "\n**{title}:**\n")?;
         for row in &regressions {
             writeln!(
                 w,

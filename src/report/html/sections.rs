@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::charts;
-use crate::report::counters::{COUNTERS, CounterKind, kind_of};
+use crate::report::counters::{CounterKind, describe, kind_of};
 use crate::report::markup::escape;
 use crate::report::md::{LATENCY_ROWS, verdict};
 use crate::report::model::{LatencySummary, RunReport};
@@ -209,7 +209,7 @@ pub fn delivery(page: &mut String, report: &RunReport) {
         );
         for (name, value) in rows {
             let bad = kind_of(name) == CounterKind::Failure && value > 0;
-            let description = COUNTERS.iter().find(|(n, _, _)| *n == name).map_or("", |(_, _, d)| d);
+            let description = describe(name);
             let _ = write!(
                 page,
                 r#"<tr{}><td><code>{name}</code></td><td class="n">{}</td><td class="muted">{}</td></tr>"#,
