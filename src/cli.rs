@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::util::duration::parse_duration;
+use crate::util::fraction::parse_fraction;
 
 /// Load-testing and protocol-fuzzing harness for the OpenFrame WebSocket API.
 ///
@@ -31,6 +32,18 @@ pub enum Command {
     /// Combine the reports of the shards of one run into one report (histograms merged exactly,
     /// counters added, gates judged again on the merged data).
     Merge(MergeArgs),
+    /// Render a finished run's report.json again: report.html, report.md, junit.xml, *.hlog.
+    Report(ReportArgs),
+    /// Compare a run with a baseline: every latency percentile, throughput and counter side by
+    /// side (Markdown on stdout); exit 1 when one is worse by more than the bound and the noise.
+    ///
+    /// A figure regresses when it is worse than the baseline by more than the largest of
+    /// --max-regression × baseline, --min-delta (latency only), and 3 standard errors of the
+    /// noise: the per-second spread and sampling error within the runs, and, given several
+    /// baseline runs, the spread between them. Failure counters (missing, duplicated, …) at zero
+    /// must stay zero. Percentiles with fewer than 10 samples beyond them, min and max are shown
+    /// but not judged. Exit 4 when a run's measurements cannot be trusted, 2 on unreadable input.
+    Compare(CompareArgs),
     /// Print a signed HS256 token for a target that uses a shared secret.
     Token(TokenArgs),
     /// Run the named conformance cases of PROTOCOL.md against a target.
@@ -125,6 +138,48 @@ pub struct MergeArgs {
     /// Folder for the merged report.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run's report.json, or the report folder holding it.
+    pub path: PathBuf,
+    /// Formats to write (repeatable or comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "html")]
+    pub format: Vec<ReportFormat>,
+    /// Folder to write into [default: the folder of report.json].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// A format `report` renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// report.html: the page with charts.
+    Html,
+    /// report.md: short, for a pull request or $GITHUB_STEP_SUMMARY.
+    Md,
+    /// junit.xml: one testcase per gate.
+    Junit,
+    /// <metric>.hlog: HdrHistogram interval logs (HistogramLogAnalyzer).
+    Hlog,
+    /// Every format above.
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// BASELINE… CURRENT: one or more baseline runs (report.json files, report folders, or a
+    /// folder of baseline runs such as reports/baselines/smoke/), then the run to judge. With
+    /// several baseline runs their median is the baseline and their spread is measured noise.
+    #[arg(required = true, num_args = 2.., value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// Largest worsening allowed, relative to the baseline: 10% or 0.1.
+    #[arg(long, default_value = "10%", value_parser = parse_fraction, value_name = "PCT")]
+    pub max_regression: f64,
+    /// Latency changes up to this are noise whatever their ratio.
+    #[arg(long, default_value = "1ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub min_delta: Duration,
 }
 
 /// The shared secret used to verify or mint tokens.

@@ -47,6 +47,7 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
         if cause.is::<BadInput>()
             || cause.is::<crate::server::faults::FaultSpecError>()
             || cause.is::<crate::scenario::ScenarioError>()
+            || cause.is::<crate::report::read::ReadError>()
         {
             return 2;
         }

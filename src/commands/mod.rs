@@ -2,9 +2,11 @@
 //! library and says how it came out. `main.rs` only maps the result to an exit code.
 
 mod check;
+mod compare;
 mod conform;
 mod fuzz;
 mod merge;
+mod report;
 mod run;
 mod serve;
 mod token;
@@ -18,6 +20,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(args) => serve::execute(args).await,
         Command::Run(args) => run::execute(args).await,
         Command::Merge(args) => merge::execute(args),
+        Command::Report(args) => report::execute(args),
+        Command::Compare(args) => compare::execute(args),
         Command::Token(args) => token::execute(args),
         Command::Conform(args) => conform::execute(args).await,
         Command::Fuzz(args) => fuzz::execute(args).await,

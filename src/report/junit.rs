@@ -3,6 +3,8 @@
 
 use std::io::{self, Write};
 
+use super::markup::escape;
+
 /// One test case of a JUnit suite.
 #[derive(Debug, Clone)]
 pub struct JunitCase {
@@ -59,24 +61,6 @@ pub fn write_junit<W: Write>(w: &mut W, suite: &str, time_s: f64, cases: &[Junit
     }
     writeln!(w, "  </testsuite>")?;
     writeln!(w, "</testsuites>")
-}
-
-/// Escapes text for XML content and attributes; drops characters XML 1.0 cannot carry.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

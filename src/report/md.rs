@@ -6,8 +6,8 @@ use std::io::{self, Write};
 use super::model::RunReport;
 use crate::util::duration::format_micros;
 
-/// Latency rows shown, in order.
-const LATENCY_ROWS: &[(&str, &str)] = &[
+/// Latency rows shown, in order (the HTML report uses them too).
+pub const LATENCY_ROWS: &[(&str, &str)] = &[
     ("fanout", "fan-out (publish → each subscriber)"),
     ("completion", "fan-out completion (publish → last subscriber)"),
     ("first_event", "first event after (re)subscribe"),

@@ -1,4 +1,5 @@
-//! Small helpers with no protocol knowledge: durations, process statistics.
+//! Small helpers with no protocol knowledge: durations, fractions, process statistics.
 
 pub mod duration;
+pub mod fraction;
 pub mod process;

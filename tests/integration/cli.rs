@@ -64,7 +64,15 @@ fn run_writes_every_report_file_with_the_fields_cli_md_fixes() {
     let out = harness(&["run", &path, "--out", "out", "-q"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let folder = dir.path().join("out");
-    for file in ["report.json", "report.md", "junit.xml", "fanout.hlog", "connect.hlog", "subscribe.hlog"] {
+    for file in [
+        "report.json",
+        "report.md",
+        "report.html",
+        "junit.xml",
+        "fanout.hlog",
+        "connect.hlog",
+        "subscribe.hlog",
+    ] {
         assert!(folder.join(file).is_file(), "{file} missing");
     }
     let report: Value =

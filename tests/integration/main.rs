@@ -4,6 +4,8 @@ mod cli;
 mod common;
 mod conform;
 mod fuzz;
+mod html;
 mod properties;
+mod reports;
 mod runner;
 mod server;
