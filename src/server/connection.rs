@@ -20,13 +20,14 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::cluster::{AckTo, BROKER_TIMEOUT, LinkDown};
 use super::faults::{DEEP_NESTING, FaultDice, WriteAction, json_depth};
 use super::hub::{ConnId, Outbox, Overflow};
 use super::metrics::ServerMetrics;
 use crate::protocol::client::{Rejection, binary_frame_rejection};
 use crate::protocol::jwt::{TokenError, VerifiedToken, unix_now_s};
 use crate::protocol::server_message as out;
-use crate::protocol::{ClientMessage, ErrorCode, close, parse_client_message, timestamp};
+use crate::protocol::{ClientMessage, ErrorCode, Topic, close, parse_client_message, timestamp};
 
 /// How long the server waits for a close handshake, and at most for a last error message.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -88,6 +89,14 @@ where
     }
 }
 
+/// Cluster mode: what a message asks of the broker, done by the message loop before it reads on.
+enum ClusterRequest {
+    /// Send the event to every process; the ack (if any) is sent when it comes back here.
+    Publish { frame: String, ack: Option<AckTo> },
+    /// Pass the barrier, then unsubscribe and confirm.
+    Unsubscribe { topics: Vec<Topic>, id: Option<String> },
+}
+
 /// The state of an accepted connection.
 struct Session<'a> {
     conn: ConnId,
@@ -99,6 +108,8 @@ struct Session<'a> {
     dice: FaultDice,
     held_back: Option<Utf8Bytes>,
     unanswered_pings: u32,
+    /// Cluster mode: set by the message just read, carried out before the next is read.
+    cluster_request: Option<ClusterRequest>,
 }
 
 /// What can cut a connection short at any await point.
@@ -143,6 +154,7 @@ impl<'a> Session<'a> {
             dice: FaultDice::new(conn),
             held_back: None,
             unanswered_pings: 0,
+            cluster_request: None,
         }
     }
 
@@ -196,6 +208,11 @@ impl<'a> Session<'a> {
                     if let Some(end) = self.on_inbound(inbound) {
                         return end;
                     }
+                    if let Some(request) = self.cluster_request.take() {
+                        if let Err(end) = self.through_broker(request).await {
+                            return end;
+                        }
+                    }
                 }
             }
         }
@@ -237,10 +254,22 @@ impl<'a> Session<'a> {
                 let id = self.echo(subscribe.id.as_deref());
                 self.enqueue(out::subscription_confirmed_json(&subscribe.topics, id));
             }
+            Ok(ClientMessage::Unsubscribe(unsubscribe)) if shared.cluster.is_some() => {
+                let id = self.echo(unsubscribe.id.as_deref()).map(str::to_owned);
+                self.cluster_request = Some(ClusterRequest::Unsubscribe { topics: unsubscribe.topics, id });
+            }
             Ok(ClientMessage::Unsubscribe(unsubscribe)) => {
                 shared.hub.unsubscribe(self.conn, &unsubscribe.topics);
                 let id = self.echo(unsubscribe.id.as_deref());
                 self.enqueue(out::unsubscription_confirmed_json(&unsubscribe.topics, id));
+            }
+            Ok(ClientMessage::Publish(publish)) if shared.cluster.is_some() => {
+                let frame =
+                    out::event_json(publish.topic, publish.data_json.get(), &timestamp::now_rfc3339());
+                let ack = self
+                    .echo(publish.id.as_deref())
+                    .map(|id| AckTo::Message { outbox: self.outbox.clone(), id: id.to_owned() });
+                self.cluster_request = Some(ClusterRequest::Publish { frame, ack });
             }
             Ok(ClientMessage::Publish(publish)) => {
                 let frame =
@@ -262,6 +291,40 @@ impl<'a> Session<'a> {
             }
         }
         None
+    }
+
+    /// Cluster mode: carries out what the last message asked of the broker. The connection reads
+    /// nothing more meanwhile, so its requests keep their order (§5 rule 2). A broker that
+    /// fails stops the whole server (fail-stop), so this connection ends as at shutdown.
+    async fn through_broker(&mut self, request: ClusterRequest) -> Result<(), End> {
+        let shared = self.shared;
+        let Some(link) = shared.cluster.as_deref() else { return Ok(()) };
+        match request {
+            ClusterRequest::Publish { frame, ack } => {
+                self.interruptible(link.publish(&frame, ack)).await?;
+                ServerMetrics::inc(&shared.metrics.events_published);
+            }
+            ClusterRequest::Unsubscribe { topics, id } => {
+                // Everything acknowledged before the unsubscribe was read must still arrive (§5
+                // rule 3): pass every event the broker has handed to this process so far.
+                self.interruptible(link.barrier()).await?;
+                shared.hub.unsubscribe(self.conn, &topics);
+                self.enqueue(out::unsubscription_confirmed_json(&topics, id.as_deref()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the broker unless an interrupt fires first.
+    async fn interruptible(&self, broker: impl Future<Output = Result<(), LinkDown>>) -> Result<(), End> {
+        tokio::select! {
+            biased;
+            end = self.interrupts.fired() => Err(end),
+            done = tokio::time::timeout(BROKER_TIMEOUT, broker) => match done {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(End::Shutdown),
+            },
+        }
     }
 
     fn reject(&mut self, rejection: Rejection) {
