@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::cluster::close_gate::CloseHold;
 use super::cluster::{AckTo, BROKER_TIMEOUT, LinkDown};
 use super::faults::{DEEP_NESTING, FaultDice, WriteAction, json_depth};
 use super::hub::{ConnId, Outbox, Overflow};
@@ -61,9 +62,14 @@ enum End {
     Hung,
 }
 
-/// Runs one upgraded connection to its end.
-pub async fn run<S>(ws: WebSocketStream<S>, admission: Admission, shared: Arc<Shared>)
-where
+/// Runs one upgraded connection to its end. In cluster mode `close_hold` holds the client's
+/// Close frame back until the connection has everything it is owed (`cluster::close_gate`).
+pub async fn run<S>(
+    ws: WebSocketStream<S>,
+    admission: Admission,
+    shared: Arc<Shared>,
+    close_hold: Option<Arc<CloseHold>>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let metrics = &shared.metrics;
@@ -82,7 +88,8 @@ where
         Admission::Accepted(token) => {
             let conn = shared.next_conn_id();
             ServerMetrics::inc(&metrics.connections_opened);
-            let session = Session::new(conn, token, &shared);
+            let mut session = Session::new(conn, token, &shared);
+            session.close_hold = close_hold;
             session.run(ws).await;
             shared.hub.disconnect(conn);
         }
@@ -110,6 +117,8 @@ struct Session<'a> {
     unanswered_pings: u32,
     /// Cluster mode: set by the message just read, carried out before the next is read.
     cluster_request: Option<ClusterRequest>,
+    /// Cluster mode: the client's Close frame, held back until what it is owed is written.
+    close_hold: Option<Arc<CloseHold>>,
 }
 
 /// What can cut a connection short at any await point.
@@ -155,6 +164,7 @@ impl<'a> Session<'a> {
             held_back: None,
             unanswered_pings: 0,
             cluster_request: None,
+            close_hold: None,
         }
     }
 
@@ -200,6 +210,11 @@ impl<'a> Session<'a> {
                 }
                 _ = self.queue.recv_many(&mut batch, WRITE_BATCH) => {
                     if let Err(end) = self.write_batch(ws, &mut batch).await {
+                        return end;
+                    }
+                }
+                _ = close_arrived(self.close_hold.as_deref()), if self.close_hold.is_some() => {
+                    if let Err(end) = self.before_close(ws, &mut batch).await {
                         return end;
                     }
                 }
@@ -313,6 +328,26 @@ impl<'a> Session<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Cluster mode, the client's Close frame is held: pass a broker barrier (every event
+    /// acknowledged before the Close was sent is then queued here), write the queue, then let
+    /// the Close through.
+    async fn before_close<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+        batch: &mut Vec<Utf8Bytes>,
+    ) -> Result<(), End> {
+        let Some(link) = self.shared.cluster.as_deref() else { return Ok(()) };
+        self.interruptible(link.barrier()).await?;
+        while let Ok(frame) = self.queue.try_recv() {
+            batch.push(frame);
+        }
+        let written = self.write_batch(ws, batch).await;
+        if let Some(hold) = &self.close_hold {
+            hold.release();
+        }
+        written
     }
 
     /// Waits for the broker unless an interrupt fires first.
@@ -439,6 +474,14 @@ impl<'a> Session<'a> {
             End::Violation(code) | End::Faulted(code) => (None, code, "protocol error"),
         };
         close_with(ws, error, code, reason).await;
+    }
+}
+
+/// Resolves when a held Close frame waits (never without a hold).
+async fn close_arrived(hold: Option<&CloseHold>) {
+    match hold {
+        Some(hold) => hold.close_arrived().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -19,6 +19,7 @@ use tracing::debug;
 
 use super::Shared;
 use super::auth::{authenticate, bearer, presented_token};
+use super::cluster::close_gate::CloseGate;
 use super::cluster::{AckTo, BROKER_TIMEOUT};
 use super::connection::{self, Admission};
 use super::metrics::{Gauges, ServerMetrics};
@@ -135,13 +136,19 @@ where
             Ok(upgraded) => upgraded,
             Err(error) => return debug!(%error, "upgrade failed"),
         };
-        let ws = match upgraded.downcast::<TokioIo<S>>() {
-            Ok(parts) => {
-                connection::accept(parts.io.into_inner(), parts.read_buf.to_vec(), &session_state).await
-            }
-            Err(_) => return debug!("upgraded stream of an unexpected type"),
+        let Ok(parts) = upgraded.downcast::<TokioIo<S>>() else {
+            return debug!("upgraded stream of an unexpected type");
         };
-        connection::run(ws, admission, session_state).await;
+        let (stream, leftover) = (parts.io.into_inner(), parts.read_buf.to_vec());
+        if session_state.cluster.is_some() {
+            // A client's Close waits until what it is owed has come from the broker.
+            let (gate, hold) = CloseGate::new(stream, leftover);
+            let ws = connection::accept(gate, Vec::new(), &session_state).await;
+            connection::run(ws, admission, session_state, Some(hold)).await;
+        } else {
+            let ws = connection::accept(stream, leftover, &session_state).await;
+            connection::run(ws, admission, session_state, None).await;
+        }
     });
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -1,6 +1,7 @@
 //! The one integration test binary: real servers on port 0, real WebSocket clients.
 
 mod cli;
+mod cluster;
 mod common;
 mod conform;
 mod fuzz;

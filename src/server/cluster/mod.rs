@@ -20,8 +20,10 @@
 //! - an unsubscribe first passes a barrier: a message to the process's own barrier channel, sent
 //!   after the unsubscribe was read and received after everything Redis had already handed to
 //!   this process, so an event acknowledged before the unsubscribe still reaches the subscriber
-//!   (rule 3).
+//!   (rule 3); a client's Close frame is held back ([`close_gate`]) and passes the same barrier,
+//!   so a client that closes is sent what it was owed first.
 
+pub mod close_gate;
 pub mod envelope;
 
 use std::collections::HashMap;
