@@ -8,3 +8,4 @@ mod fuzz;
 mod properties;
 mod runner;
 mod server;
+mod shards;
