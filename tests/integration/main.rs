@@ -4,6 +4,7 @@ mod cli;
 mod cluster;
 mod common;
 mod conform;
+mod deploy;
 mod fuzz;
 mod properties;
 mod runner;

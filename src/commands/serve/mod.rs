@@ -81,13 +81,13 @@ fn config_from(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
 
 fn print_banner(handle: &ServerHandle) {
     eprintln!("openframe reference server listening on {}", handle.ws_url());
+    if let Some(link) = handle.cluster() {
+        eprintln!("  cluster: broker {}, process {:016x}", link.broker(), link.origin());
+    }
     eprintln!(
         "  health: {0}/healthz   metrics: {0}/metrics   publish: POST {0}/v1/events",
         handle.http_url()
     );
-    if let Some(link) = handle.cluster() {
-        eprintln!("  cluster: broker {}, process {:016x}", link.broker(), link.origin());
-    }
 }
 
 /// A child of `serve --workers N`: listens on the shared address with `SO_REUSEPORT`, and on an
