@@ -202,10 +202,10 @@ impl<'a> Session<'a> {
                     }
                 }
                 _ = tokio::time::sleep(HOLD_BACK_LIMIT), if self.held_back.is_some() => {
-                    if let Some(held) = self.held_back.take() {
-                        if let Err(end) = self.guarded(ws.send(Message::Text(held))).await {
-                            return end;
-                        }
+                    if let Some(held) = self.held_back.take()
+                        && let Err(end) = self.guarded(ws.send(Message::Text(held))).await
+                    {
+                        return end;
                     }
                 }
                 _ = self.queue.recv_many(&mut batch, WRITE_BATCH) => {
@@ -223,10 +223,10 @@ impl<'a> Session<'a> {
                     if let Some(end) = self.on_inbound(inbound) {
                         return end;
                     }
-                    if let Some(request) = self.cluster_request.take() {
-                        if let Err(end) = self.through_broker(request).await {
-                            return end;
-                        }
+                    if let Some(request) = self.cluster_request.take()
+                        && let Err(end) = self.through_broker(request).await
+                    {
+                        return end;
                     }
                 }
             }

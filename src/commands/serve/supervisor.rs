@@ -150,7 +150,7 @@ async fn spawn_worker(args: &ServeArgs, addr: SocketAddr, index: u32) -> anyhow:
     let ready = tokio::select! {
         line = tokio::time::timeout(START_TIMEOUT, lines.next_line()) => line,
         status = child.wait() => {
-            let status = status.map_or_else(|e| e.to_string(), |s| describe(s));
+            let status = status.map_or_else(|e| e.to_string(), describe);
             return Err(anyhow!("worker {index} exited before serving ({status})"));
         }
     };
