@@ -89,6 +89,9 @@ pub async fn run<S>(
             let conn = shared.next_conn_id();
             ServerMetrics::inc(&metrics.connections_opened);
             let mut session = Session::new(conn, token, &shared);
+            if let Some(hold) = &close_hold {
+                hold.arm();
+            }
             session.close_hold = close_hold;
             session.run(ws).await;
             shared.hub.disconnect(conn);
@@ -442,6 +445,10 @@ impl<'a> Session<'a> {
 
     async fn finish<S: AsyncRead + AsyncWrite + Unpin>(&mut self, ws: &mut WebSocketStream<S>, end: End) {
         let shared = self.shared;
+        // The server closes now: the client's answering Close must not be held back.
+        if let Some(hold) = &self.close_hold {
+            hold.release();
+        }
         let (error, code, reason) = match end {
             End::PeerClosed => return,
             End::Hung => {

@@ -19,11 +19,14 @@ use crate::error::Outcome;
 use crate::protocol::jwt::DEFAULT_DEV_SECRET;
 use crate::server::cluster::BrokerConfig;
 use crate::server::{self, Faults, ServerConfig, ServerError, ServerHandle};
+use crate::util::process;
 
 pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
     if args.workers > 1 {
         return supervisor::run(args).await;
     }
+    // Every connection is a file descriptor: take all the kernel allows this process.
+    let open_files = process::raise_open_files_limit();
     let config = config_from(&args)?;
     if !config.faults.is_empty() && args.worker.is_none_or(|i| i == 0) {
         eprintln!("WARNING: faults injected on purpose: {:?}", config.faults);
@@ -34,7 +37,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
         Some(index) => start_worker(&args, config, index).await?,
         None => {
             let handle = server::start(args.addr, config).await?;
-            print_banner(&handle);
+            print_banner(&handle, open_files);
             handle
         }
     };
@@ -79,8 +82,11 @@ fn config_from(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     })
 }
 
-fn print_banner(handle: &ServerHandle) {
+fn print_banner(handle: &ServerHandle, open_files: u64) {
     eprintln!("openframe reference server listening on {}", handle.ws_url());
+    eprintln!(
+        "  open files: {open_files} (at most about that many connections; more processes: --workers N)"
+    );
     if let Some(link) = handle.cluster() {
         eprintln!("  cluster: broker {}, process {:016x}", link.broker(), link.origin());
     }

@@ -27,6 +27,7 @@ use crate::cli::ServeArgs;
 use crate::error::{BadInput, Outcome};
 use crate::server::cluster::BrokerConfig;
 use crate::server::{self, ServerError};
+use crate::util::process;
 
 /// What a worker prints on stdout, followed by its own address, once it serves.
 pub(super) const READY: &str = "ready";
@@ -73,6 +74,10 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         workers.len(),
         broker.display_url(),
         broker.prefix
+    );
+    eprintln!(
+        "  open files: {} per worker (at most about that many connections each)",
+        process::raise_open_files_limit()
     );
     for worker in &workers {
         eprintln!(

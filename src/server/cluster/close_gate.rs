@@ -28,6 +28,9 @@ use tokio::sync::Notify;
 /// The connection task's side of a [`CloseGate`].
 #[derive(Debug, Default)]
 pub struct CloseHold {
+    /// Only a session's client can be owed events; a Close that answers the server's own (auth
+    /// refusal, shutdown, slow consumer) or comes before the session passes at once.
+    armed: AtomicBool,
     held: AtomicBool,
     released: AtomicBool,
     seen: Notify,
@@ -46,7 +49,13 @@ impl CloseHold {
         }
     }
 
-    /// Lets the Close frame (and everything after it) through.
+    /// From now on a client's Close is held back (the session has started).
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::Release);
+    }
+
+    /// Lets the Close frame (and everything after it) through; also before the server sends its
+    /// own Close, whose answer must not wait.
     pub fn release(&self) {
         self.released.store(true, Ordering::Release);
         if let Some(waker) = self.reader.lock().take() {
@@ -150,6 +159,11 @@ impl<S> CloseGate<S> {
             return;
         }
         match self.scan.find_close(&self.pending[before..]) {
+            Some(_) if !self.hold.armed.load(Ordering::Acquire) => {
+                // Not a session's client: nothing is owed, let it and the rest pass for good.
+                self.hold.release();
+                self.pass = self.pending.len();
+            }
             Some(offset) => {
                 self.pass = before + offset;
                 self.hold.held.store(true, Ordering::Release);
@@ -288,11 +302,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unarmed_gate_holds_nothing() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let (mut gate, hold) = CloseGate::new(server, Vec::new());
+        let sent = frame(CLOSE_OPCODE, &[0x03, 0xe8]);
+        client.write_all(&sent).await.unwrap();
+        let mut got = vec![0u8; sent.len()];
+        gate.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, sent);
+        assert!(hold.is_released());
+    }
+
+    #[tokio::test]
     async fn a_close_is_held_until_released_and_nothing_is_lost_or_changed() {
         let (client, server) = tokio::io::duplex(1 << 20);
         let mut sent = frame(0x1, b"hello");
         sent.extend(frame(CLOSE_OPCODE, &[0x03, 0xe8]));
         let (mut gate, hold) = CloseGate::new(server, sent[..3].to_vec());
+        hold.arm();
         let mut client = client;
         client.write_all(&sent[3..]).await.unwrap();
         let text_len = frame(0x1, b"hello").len();
