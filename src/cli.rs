@@ -268,7 +268,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub secret: SecretArgs,
     /// Break the server on purpose (repeatable): drop=F, duplicate=F, reorder=F, delay=F:DUR,
-    /// ignore-filters, ignore-unsubscribe, wrong-unknown-topic-code, close-on-bad-json,
+    /// ignore-filters, ignore-unsubscribe, broker-lag=DUR, wrong-unknown-topic-code, close-on-bad-json,
     /// accept-expired-tokens, accept-alg-none, no-id-echo, no-error-timestamp,
     /// crash-on-deep-nesting, hang-on-deep-nesting.
     #[arg(long = "fault", value_name = "SPEC")]
@@ -294,6 +294,22 @@ pub struct ServeArgs {
     /// Kernel send buffer per connection in bytes (SO_SNDBUF) [default: the OS's autotuning].
     #[arg(long, value_name = "BYTES")]
     pub socket_send_buffer: Option<u32>,
+    /// Run this many server processes on the one address (SO_REUSEPORT: the kernel spreads
+    /// connections over them). More than one needs --broker. Limits such as --max-connections
+    /// apply to each process.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: u32,
+    /// Redis pub/sub broker (redis://HOST:PORT) that makes this process one of a cluster: every
+    /// process started with the same broker and prefix, on any machine, is one logical server.
+    #[arg(long, value_name = "URL", env = "OPENFRAME_BROKER", hide_env_values = true)]
+    pub broker: Option<String>,
+    /// Prefix of the broker's channel names; logical servers sharing a broker need different ones.
+    #[arg(long, default_value = "openframe", value_name = "TEXT")]
+    pub broker_prefix: String,
+    /// Set by `serve --workers N` for its children: this is worker I (listen with SO_REUSEPORT,
+    /// serve a second, own address too, and report both on stdout).
+    #[arg(long, hide = true, value_name = "I", conflicts_with = "workers")]
+    pub worker: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -69,7 +69,7 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
         interrupt,
         shard: args.shard,
         start_at_us: args.start_at,
-        run_id: args.run_id,
+        run_id: args.run_id.or_else(|| args.start_at.map(|at| shared_run_id(at, plan.seed))),
         board: args.board.clone(),
         progress_json: args.progress_json,
     };
@@ -92,6 +92,13 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
         println!("report: {}", folder.display());
     }
     Ok(outcome(&report))
+}
+
+/// The run id of shards started apart (other machines, a Kubernetes Job): derived from what they
+/// must share anyway, the start time and the seed, so that every shard recognises the events of
+/// every other shard's publishers as the run's own.
+fn shared_run_id(start_at_us: u64, seed: u64) -> u32 {
+    (crate::runner::content::mix64(seed, 0x0f_5a_4d, start_at_us) & 0x7FFF_FFFF) as u32
 }
 
 fn token_file(credentials: &CredentialArgs) -> anyhow::Result<Option<Vec<String>>> {

@@ -21,13 +21,15 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::cluster::close_gate::CloseHold;
+use super::cluster::{AckTo, BROKER_TIMEOUT, LinkDown};
 use super::faults::{DEEP_NESTING, FaultDice, WriteAction, json_depth};
 use super::hub::{ConnId, Outbox, Overflow};
 use super::metrics::ServerMetrics;
 use crate::protocol::client::{Rejection, binary_frame_rejection};
 use crate::protocol::jwt::{TokenError, VerifiedToken, unix_now_s};
 use crate::protocol::server_message as out;
-use crate::protocol::{ClientMessage, ErrorCode, close, parse_client_message, timestamp};
+use crate::protocol::{ClientMessage, ErrorCode, Topic, close, parse_client_message, timestamp};
 
 /// How long the server waits for a close handshake, and at most for a last error message.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -61,9 +63,14 @@ enum End {
     Hung,
 }
 
-/// Runs one upgraded connection to its end.
-pub async fn run<S>(ws: WebSocketStream<S>, admission: Admission, shared: Arc<Shared>)
-where
+/// Runs one upgraded connection to its end. In cluster mode `close_hold` holds the client's
+/// Close frame back until the connection has everything it is owed (`cluster::close_gate`).
+pub async fn run<S>(
+    ws: WebSocketStream<S>,
+    admission: Admission,
+    shared: Arc<Shared>,
+    close_hold: Option<Arc<CloseHold>>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let metrics = &shared.metrics;
@@ -82,11 +89,23 @@ where
         Admission::Accepted(token) => {
             let conn = shared.next_conn_id();
             ServerMetrics::inc(&metrics.connections_opened);
-            let session = Session::new(conn, token, &shared);
+            let mut session = Session::new(conn, token, &shared);
+            if let Some(hold) = &close_hold {
+                hold.arm();
+            }
+            session.close_hold = close_hold;
             session.run(ws).await;
             shared.hub.disconnect(conn);
         }
     }
+}
+
+/// Cluster mode: what a message asks of the broker, done by the message loop before it reads on.
+enum ClusterRequest {
+    /// Send the event to every process; the ack (if any) is sent when it comes back here.
+    Publish { frame: String, ack: Option<AckTo> },
+    /// Pass the barrier, then unsubscribe and confirm.
+    Unsubscribe { topics: Vec<Topic>, id: Option<String> },
 }
 
 /// The state of an accepted connection.
@@ -100,6 +119,10 @@ struct Session<'a> {
     dice: FaultDice,
     held_back: Option<Utf8Bytes>,
     unanswered_pings: u32,
+    /// Cluster mode: set by the message just read, carried out before the next is read.
+    cluster_request: Option<ClusterRequest>,
+    /// Cluster mode: the client's Close frame, held back until what it is owed is written.
+    close_hold: Option<Arc<CloseHold>>,
 }
 
 /// What can cut a connection short at any await point: shutdown, slow-consumer overflow, token
@@ -148,6 +171,8 @@ impl<'a> Session<'a> {
             dice: FaultDice::new(conn),
             held_back: None,
             unanswered_pings: 0,
+            cluster_request: None,
+            close_hold: None,
         }
     }
 
@@ -196,9 +221,19 @@ impl<'a> Session<'a> {
                         return end;
                     }
                 }
+                _ = close_arrived(self.close_hold.as_deref()), if self.close_hold.is_some() => {
+                    if let Err(end) = self.before_close(ws, &mut batch).await {
+                        return end;
+                    }
+                }
                 inbound = ws.next() => {
                     let Some(inbound) = inbound else { return End::PeerClosed };
                     if let Some(end) = self.on_inbound(inbound) {
+                        return end;
+                    }
+                    if let Some(request) = self.cluster_request.take()
+                        && let Err(end) = self.through_broker(request).await
+                    {
                         return end;
                     }
                 }
@@ -242,10 +277,22 @@ impl<'a> Session<'a> {
                 let id = self.echo(subscribe.id.as_deref());
                 self.enqueue(out::subscription_confirmed_json(&subscribe.topics, id));
             }
+            Ok(ClientMessage::Unsubscribe(unsubscribe)) if shared.cluster.is_some() => {
+                let id = self.echo(unsubscribe.id.as_deref()).map(str::to_owned);
+                self.cluster_request = Some(ClusterRequest::Unsubscribe { topics: unsubscribe.topics, id });
+            }
             Ok(ClientMessage::Unsubscribe(unsubscribe)) => {
                 shared.hub.unsubscribe(self.conn, &unsubscribe.topics);
                 let id = self.echo(unsubscribe.id.as_deref());
                 self.enqueue(out::unsubscription_confirmed_json(&unsubscribe.topics, id));
+            }
+            Ok(ClientMessage::Publish(publish)) if shared.cluster.is_some() => {
+                let frame =
+                    out::event_json(publish.topic, publish.data_json.get(), &timestamp::now_rfc3339());
+                let ack = self
+                    .echo(publish.id.as_deref())
+                    .map(|id| AckTo::Message { outbox: self.outbox.clone(), id: id.to_owned() });
+                self.cluster_request = Some(ClusterRequest::Publish { frame, ack });
             }
             Ok(ClientMessage::Publish(publish)) => {
                 let frame =
@@ -267,6 +314,60 @@ impl<'a> Session<'a> {
             }
         }
         None
+    }
+
+    /// Cluster mode: carries out what the last message asked of the broker. The connection reads
+    /// nothing more meanwhile, so its requests keep their order (§5 rule 2). A broker that
+    /// fails stops the whole server (fail-stop), so this connection ends as at shutdown.
+    async fn through_broker(&mut self, request: ClusterRequest) -> Result<(), End> {
+        let shared = self.shared;
+        let Some(link) = shared.cluster.as_deref() else { return Ok(()) };
+        match request {
+            ClusterRequest::Publish { frame, ack } => {
+                self.interruptible(link.publish(&frame, ack)).await?;
+                ServerMetrics::inc(&shared.metrics.events_published);
+            }
+            ClusterRequest::Unsubscribe { topics, id } => {
+                // Everything acknowledged before the unsubscribe was read must still arrive (§5
+                // rule 3): pass every event the broker has handed to this process so far.
+                self.interruptible(link.barrier()).await?;
+                shared.hub.unsubscribe(self.conn, &topics);
+                self.enqueue(out::unsubscription_confirmed_json(&topics, id.as_deref()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Cluster mode, the client's Close frame is held: pass a broker barrier (every event
+    /// acknowledged before the Close was sent is then queued here), write the queue, then let
+    /// the Close through.
+    async fn before_close<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+        batch: &mut Vec<Utf8Bytes>,
+    ) -> Result<(), End> {
+        let Some(link) = self.shared.cluster.as_deref() else { return Ok(()) };
+        self.interruptible(link.barrier()).await?;
+        while let Ok(frame) = self.queue.try_recv() {
+            batch.push(frame);
+        }
+        let written = self.write_batch(ws, batch).await;
+        if let Some(hold) = &self.close_hold {
+            hold.release();
+        }
+        written
+    }
+
+    /// Waits for the broker unless an interrupt fires first.
+    async fn interruptible(&mut self, broker: impl Future<Output = Result<(), LinkDown>>) -> Result<(), End> {
+        tokio::select! {
+            biased;
+            end = self.interrupts.fired() => Err(end),
+            done = tokio::time::timeout(BROKER_TIMEOUT, broker) => match done {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(End::Shutdown),
+            },
+        }
     }
 
     fn reject(&mut self, rejection: Rejection) {
@@ -349,6 +450,10 @@ impl<'a> Session<'a> {
 
     async fn finish<S: AsyncRead + AsyncWrite + Unpin>(&mut self, ws: &mut WebSocketStream<S>, end: End) {
         let shared = self.shared;
+        // The server closes now: the client's answering Close must not be held back.
+        if let Some(hold) = &self.close_hold {
+            hold.release();
+        }
         let (error, code, reason) = match end {
             End::PeerClosed => return,
             End::Hung => {
@@ -381,6 +486,14 @@ impl<'a> Session<'a> {
             End::Violation(code) | End::Faulted(code) => (None, code, "protocol error"),
         };
         close_with(ws, error, code, reason).await;
+    }
+}
+
+/// Resolves when a held Close frame waits (never without a hold).
+async fn close_arrived(hold: Option<&CloseHold>) {
+    match hold {
+        Some(hold) => hold.close_arrived().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Faults {
     pub delay: Option<(f64, Duration)>,
     pub ignore_filters: bool,
     pub ignore_unsubscribe: bool,
+    /// Cluster mode: every message from the broker waits this long before this process acts on
+    /// it (a process that lags behind the others); their order is kept.
+    pub broker_lag: Option<Duration>,
     pub protocol: ProtocolFaults,
 }
 
@@ -62,6 +65,7 @@ const KNOWN: &[&str] = &[
     "delay=FRACTION:DURATION",
     "ignore-filters",
     "ignore-unsubscribe",
+    "broker-lag=DURATION",
     "wrong-unknown-topic-code",
     "close-on-bad-json",
     "accept-expired-tokens",
@@ -113,6 +117,10 @@ impl Faults {
             }
             "ignore-filters" => self.ignore_filters = flag(value)?,
             "ignore-unsubscribe" => self.ignore_unsubscribe = flag(value)?,
+            "broker-lag" => {
+                let d = value.ok_or_else(|| error("expected =DURATION"))?;
+                self.broker_lag = Some(parse_duration(d).map_err(|e| error(&e.to_string()))?);
+            }
             "wrong-unknown-topic-code" => p.wrong_unknown_topic_code = flag(value)?,
             "close-on-bad-json" => p.close_on_bad_json = flag(value)?,
             "accept-expired-tokens" => p.accept_expired_tokens = flag(value)?,
@@ -223,6 +231,7 @@ mod tests {
             "delay=0.01:200ms",
             "ignore-filters",
             "ignore-unsubscribe",
+            "broker-lag=50ms",
             "wrong-unknown-topic-code",
             "close-on-bad-json",
             "accept-expired-tokens",
@@ -234,6 +243,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(faults.delay, Some((0.01, Duration::from_millis(200))));
+        assert_eq!(faults.broker_lag, Some(Duration::from_millis(50)));
         assert!(faults.ignore_filters && faults.protocol.hang_on_deep_nesting);
         assert!(faults.affects_writes());
         assert!(Faults::default().is_empty());
@@ -241,7 +251,16 @@ mod tests {
 
     #[test]
     fn refuses_unknown_faults_and_bad_values() {
-        for bad in ["explode", "drop", "drop=2", "drop=x", "ignore-filters=1", "delay=0.1"] {
+        for bad in [
+            "explode",
+            "drop",
+            "drop=2",
+            "drop=x",
+            "ignore-filters=1",
+            "delay=0.1",
+            "broker-lag",
+            "broker-lag=soon",
+        ] {
             assert!(Faults::parse_all(&[bad]).is_err(), "{bad}");
         }
     }

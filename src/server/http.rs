@@ -13,11 +13,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tracing::debug;
 
 use super::Shared;
 use super::auth::{authenticate, bearer, presented_token};
+use super::cluster::close_gate::CloseGate;
+use super::cluster::{AckTo, BROKER_TIMEOUT};
 use super::connection::{self, Admission};
 use super::metrics::{Gauges, ServerMetrics};
 use crate::protocol::client::parse_publish_body;
@@ -133,13 +136,19 @@ where
             Ok(upgraded) => upgraded,
             Err(error) => return debug!(%error, "upgrade failed"),
         };
-        let ws = match upgraded.downcast::<TokioIo<S>>() {
-            Ok(parts) => {
-                connection::accept(parts.io.into_inner(), parts.read_buf.to_vec(), &session_state).await
-            }
-            Err(_) => return debug!("upgraded stream of an unexpected type"),
+        let Ok(parts) = upgraded.downcast::<TokioIo<S>>() else {
+            return debug!("upgraded stream of an unexpected type");
         };
-        connection::run(ws, admission, session_state).await;
+        let (stream, leftover) = (parts.io.into_inner(), parts.read_buf.to_vec());
+        if session_state.cluster.is_some() {
+            // A client's Close waits until what it is owed has come from the broker.
+            let (gate, hold) = CloseGate::new(stream, leftover);
+            let ws = connection::accept(gate, Vec::new(), &session_state).await;
+            connection::run(ws, admission, session_state, Some(hold)).await;
+        } else {
+            let ws = connection::accept(stream, leftover, &session_state).await;
+            connection::run(ws, admission, session_state, None).await;
+        }
     });
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -194,6 +203,10 @@ async fn publish(request: Request<Incoming>, shared: &Shared) -> Response<Body> 
         return json(StatusCode::BAD_REQUEST, error_body("body is not UTF-8"));
     };
     match parse_publish_body(text) {
+        Ok(event) if shared.cluster.is_some() => {
+            let frame = event_json(event.topic, event.data_json.get(), &timestamp::now_rfc3339());
+            publish_through_broker(shared, &frame).await
+        }
         Ok(event) => {
             let frame = event_json(event.topic, event.data_json.get(), &timestamp::now_rfc3339());
             let delivered = shared.hub.publish(event.topic, &event.data, frame.into());
@@ -204,6 +217,27 @@ async fn publish(request: Request<Incoming>, shared: &Shared) -> Response<Body> 
             ServerMetrics::inc(&shared.metrics.protocol_errors);
             json(StatusCode::BAD_REQUEST, error_body(&rejection.message))
         }
+    }
+}
+
+/// Cluster mode: sends the event to every process and answers 202 when it came back here, with
+/// the deliveries this process queued; 503 when the broker failed (the server is then stopping).
+async fn publish_through_broker(shared: &Shared, frame: &str) -> Response<Body> {
+    let Some(link) = shared.cluster.as_deref() else {
+        return json(StatusCode::SERVICE_UNAVAILABLE, error_body("no broker"));
+    };
+    let unavailable =
+        || json(StatusCode::SERVICE_UNAVAILABLE, error_body("the broker failed; the server is stopping"));
+    let (answer, delivered) = oneshot::channel();
+    let sent = tokio::time::timeout(BROKER_TIMEOUT, link.publish(frame, Some(AckTo::Http(answer)))).await;
+    if !matches!(sent, Ok(Ok(()))) {
+        return unavailable();
+    }
+    ServerMetrics::inc(&shared.metrics.events_published);
+    ServerMetrics::inc(&shared.metrics.http_publishes);
+    match tokio::time::timeout(BROKER_TIMEOUT, delivered).await {
+        Ok(Ok(delivered)) => json(StatusCode::ACCEPTED, format!(r#"{{"delivered":{delivered}}}"#)),
+        _ => unavailable(),
     }
 }
 

@@ -129,9 +129,18 @@ impl Hub {
         }
     }
 
-    /// Offers the serialized event `frame` to every subscriber of `topic` whose filters admit
-    /// `data`. Returns how many queues took it (`publish_ack.delivered`).
+    /// Publishes an event this process accepted: offers the serialized event `frame` to every
+    /// subscriber of `topic` whose filters admit `data`. Returns how many queues took it
+    /// (`publish_ack.delivered`).
     pub fn publish(&self, topic: Topic, data: &ObjectView<'_>, frame: Utf8Bytes) -> u64 {
+        let delivered = self.fan_out(topic, data, frame);
+        ServerMetrics::inc(&self.metrics.events_published);
+        delivered
+    }
+
+    /// [`Hub::publish`] without counting the event as published here: for events of a cluster,
+    /// which the process that accepted them counts.
+    pub fn fan_out(&self, topic: Topic, data: &ObjectView<'_>, frame: Utf8Bytes) -> u64 {
         // Decode the event's string fields once, not once per subscriber.
         let fields: SmallVec<[(&str, FieldValue<'_>); 8]> = data
             .iter()
@@ -152,7 +161,6 @@ impl Hub {
             }
         }
         drop(index);
-        ServerMetrics::inc(&self.metrics.events_published);
         ServerMetrics::add(&self.metrics.events_delivered, delivered);
         ServerMetrics::add(&self.metrics.events_dropped_full_queue, dropped);
         delivered

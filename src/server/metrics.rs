@@ -23,6 +23,12 @@ pub struct ServerMetrics {
     pub ping_timeouts: AtomicU64,
     pub tokens_expired: AtomicU64,
     pub http_publishes: AtomicU64,
+    /// Cluster mode: messages (events and barriers) sent to the broker.
+    pub broker_messages_sent: AtomicU64,
+    /// Cluster mode: events received from the broker and fanned out here.
+    pub broker_events_received: AtomicU64,
+    /// Cluster mode: broker messages that were not envelopes of a valid event.
+    pub broker_messages_refused: AtomicU64,
 }
 
 /// A snapshot the renderer needs besides the counters.
@@ -43,7 +49,7 @@ impl ServerMetrics {
     /// Renders every metric in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 15] = [
             (
                 "openframe_connections_opened_total",
                 "WebSocket connections accepted",
@@ -95,6 +101,21 @@ impl ServerMetrics {
                 "openframe_http_publishes_total",
                 "Events published through POST /v1/events",
                 &self.http_publishes,
+            ),
+            (
+                "openframe_broker_messages_sent_total",
+                "Cluster mode: events and barriers sent to the broker",
+                &self.broker_messages_sent,
+            ),
+            (
+                "openframe_broker_events_received_total",
+                "Cluster mode: events received from the broker and fanned out by this process",
+                &self.broker_events_received,
+            ),
+            (
+                "openframe_broker_messages_refused_total",
+                "Cluster mode: broker messages that were not a valid event envelope",
+                &self.broker_messages_refused,
             ),
         ];
         write_metric(&mut out, "openframe_connections_open", "Open WebSocket connections", "gauge");

@@ -5,12 +5,15 @@
 //! - [`connection`]: one WebSocket session, its queue writer, pings, expiry and close codes;
 //! - [`hub`]: topics → subscribers, fan-out of one serialized frame to bounded queues;
 //! - [`metrics`]: counters and their Prometheus rendering;
-//! - [`faults`]: the deliberate bugs tests switch on to prove the harness catches them.
+//! - [`faults`]: the deliberate bugs tests switch on to prove the harness catches them;
+//! - [`cluster`]: with a broker configured, many processes as one server.
 //!
 //! Embedding: [`start`] binds, spawns and returns a [`ServerHandle`] with the bound address; the
-//! `serve` command and tests use the same entry point.
+//! `serve` command and tests use the same entry point. [`bind_reuse_port`] makes the listener of
+//! one of several processes sharing a port (`serve --workers N`).
 
 pub mod auth;
+pub mod cluster;
 pub mod connection;
 pub mod faults;
 pub mod http;
@@ -19,8 +22,8 @@ pub mod metrics;
 mod status;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -28,8 +31,9 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
+use cluster::{BrokerConfig, ClusterLink};
 pub use faults::Faults;
 use hub::Hub;
 use metrics::ServerMetrics;
@@ -63,6 +67,9 @@ pub struct ServerConfig {
     /// A bound makes a client that stops reading fill its queue (§5 rule 5) sooner.
     pub socket_send_buffer: Option<u32>,
     pub faults: Faults,
+    /// Cluster mode: the broker that joins this process to the others of one logical server
+    /// (`None`: a single process, whose hub is the whole server).
+    pub broker: Option<BrokerConfig>,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +86,7 @@ impl Default for ServerConfig {
             ws_write_buffer_bytes: 8 * 1024,
             socket_send_buffer: None,
             faults: Faults::default(),
+            broker: None,
         }
     }
 }
@@ -103,6 +111,10 @@ pub struct Shared {
     pub metrics: Arc<ServerMetrics>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    /// Cluster mode: the link to the broker, through which every publish goes.
+    pub cluster: Option<Arc<ClusterLink>>,
+    /// Why the server stopped by itself, if it did (the broker failed).
+    failure: OnceLock<String>,
     next_conn_id: AtomicU64,
     /// Connections admitted under `max_connections`, counted from the upgrade decision (not from
     /// when the session starts), so that concurrent upgrades cannot all pass the limit.
@@ -110,14 +122,16 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn new(config: ServerConfig, shutdown: CancellationToken) -> Shared {
+    fn new(config: ServerConfig, cluster: Option<Arc<ClusterLink>>) -> Shared {
         let metrics = Arc::new(ServerMetrics::default());
         Shared {
             hub: Hub::new(Arc::clone(&metrics), config.faults.clone()),
             config,
             metrics,
-            shutdown,
+            shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            cluster,
+            failure: OnceLock::new(),
             next_conn_id: AtomicU64::new(1),
             admitted: AtomicUsize::new(0),
         }
@@ -139,6 +153,15 @@ impl Shared {
     pub fn next_conn_id(&self) -> hub::ConnId {
         self.next_conn_id.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// Stops the server because it can no longer keep the protocol's promises (fail-stop):
+    /// every connection is closed as at shutdown, and [`ServerHandle::failure`] says why.
+    pub fn fail(&self, reason: String) {
+        if self.failure.set(reason).is_ok() {
+            error!(reason = self.failure.get().map(String::as_str), "the server stops");
+        }
+        self.shutdown.cancel();
+    }
 }
 
 /// Errors that stop the server from starting.
@@ -146,6 +169,8 @@ impl Shared {
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Broker(#[from] cluster::BrokerError),
 }
 
 /// A running server.
@@ -179,6 +204,26 @@ impl ServerHandle {
         &self.shared.config
     }
 
+    /// Cluster mode: the link to the broker.
+    pub fn cluster(&self) -> Option<&ClusterLink> {
+        self.shared.cluster.as_deref()
+    }
+
+    /// Serves `listener` too, with the same state (one more address of the same server).
+    pub fn serve_also(&self, listener: TcpListener) {
+        self.shared.tracker.spawn(accept_loop(listener, Arc::clone(&self.shared)));
+    }
+
+    /// Resolves when the server begins to stop: [`ServerHandle::shutdown`] or a failure.
+    pub async fn stopping(&self) {
+        self.shared.shutdown.cancelled().await;
+    }
+
+    /// Why the server stopped by itself (the broker failed), if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.shared.failure.get().map(String::as_str)
+    }
+
     /// Stops accepting, closes every connection with `CONNECTION_ERROR` and 1001, and waits
     /// (a bounded time) for the connections to finish.
     pub async fn shutdown(self) {
@@ -190,15 +235,52 @@ impl ServerHandle {
 /// Binds `addr` and runs the server in the background.
 pub async fn start(addr: SocketAddr, config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
-    Ok(start_on(listener, config))
+    start_on(listener, config).await
 }
 
-/// Runs the server on an already bound listener, in the background.
-pub fn start_on(listener: TcpListener, config: ServerConfig) -> ServerHandle {
+/// Runs the server on an already bound listener, in the background. With a broker configured,
+/// joins it first: the server accepts nothing before it receives every event of the cluster.
+pub async fn start_on(listener: TcpListener, config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let local_addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let shared = Arc::new(Shared::new(config, CancellationToken::new()));
+    let (cluster, connected) = match &config.broker {
+        Some(broker) => {
+            let (link, connected) = ClusterLink::connect(broker).await?;
+            (Some(link), Some(connected))
+        }
+        None => (None, None),
+    };
+    let shared = Arc::new(Shared::new(config, cluster));
+    if let (Some(link), Some(connected)) = (&shared.cluster, connected) {
+        link.spawn(connected, &shared);
+    }
     let task = tokio::spawn(serve(listener, Arc::clone(&shared)));
-    ServerHandle { local_addr, shared, task }
+    Ok(ServerHandle { local_addr, shared, task })
+}
+
+/// A listener on `addr` that other sockets with `SO_REUSEPORT` (other processes of
+/// `serve --workers N`) share: the kernel spreads new connections over all of them.
+pub fn bind_reuse_port(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = reuse_port_socket(addr)?;
+    socket.listen(4096)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// A socket bound to `addr` with `SO_REUSEPORT` and not listening: it holds the port (port 0
+/// picks one) while the processes that will listen on it start. It takes no connections.
+pub fn reserve_port(addr: SocketAddr) -> std::io::Result<(socket2::Socket, SocketAddr)> {
+    let socket = reuse_port_socket(addr)?;
+    let bound = socket.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an IP socket"))?;
+    Ok((socket, bound))
+}
+
+fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
 }
 
 /// The accept loop, until shutdown; then the bounded drain of every connection.
@@ -206,6 +288,14 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     if let Some(interval) = shared.config.status_interval {
         shared.tracker.spawn(status::heartbeat(Arc::clone(&shared), interval));
     }
+    accept_loop(listener, Arc::clone(&shared)).await;
+    shared.tracker.close();
+    let drained = tokio::time::timeout(Duration::from_secs(5), shared.tracker.wait()).await;
+    info!(clean = drained.is_ok(), "server stopped");
+}
+
+/// Accepts connections on `listener` until shutdown.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
@@ -229,8 +319,4 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             }
         }
     }
-    drop(listener);
-    shared.tracker.close();
-    let drained = tokio::time::timeout(Duration::from_secs(5), shared.tracker.wait()).await;
-    info!(clean = drained.is_ok(), "server stopped");
 }

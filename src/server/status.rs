@@ -1,5 +1,6 @@
 //! The `system_status` heartbeat (PROTOCOL.md §3): every few seconds the server publishes its
-//! own CPU and memory use to the `system_status` topic, like any other event.
+//! own CPU and memory use to the `system_status` topic, like any other event (in a cluster,
+//! every process publishes its own).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 
 use super::Shared;
+use super::metrics::ServerMetrics;
 use crate::protocol::server_message::event_json;
 use crate::protocol::{ObjectView, Topic, timestamp};
 use crate::util::process::{self, CpuSampler};
@@ -23,7 +25,22 @@ pub async fn heartbeat(shared: Arc<Shared>, interval: Duration) {
         let data = status_data(cpu.sample_percent());
         let Ok(view) = ObjectView::parse(&data) else { continue };
         let frame = event_json(Topic::SystemStatus, &data, &timestamp::now_rfc3339());
-        shared.hub.publish(Topic::SystemStatus, &view, frame.into());
+        match shared.cluster.as_deref() {
+            // In a cluster every process's heartbeat reaches every subscriber, like any publish.
+            Some(link) => {
+                let sent = tokio::select! {
+                    _ = shared.shutdown.cancelled() => return,
+                    sent = link.publish(&frame, None) => sent,
+                };
+                if sent.is_err() {
+                    return;
+                }
+                ServerMetrics::inc(&shared.metrics.events_published);
+            }
+            None => {
+                shared.hub.publish(Topic::SystemStatus, &view, frame.into());
+            }
+        }
     }
 }
 

@@ -1,11 +1,14 @@
 //! The one integration test binary: real servers on port 0, real WebSocket clients.
 
 mod cli;
+mod cluster;
 mod common;
 mod conform;
+mod deploy;
 mod fuzz;
 mod html;
 mod properties;
 mod reports;
 mod runner;
 mod server;
+mod shards;

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod processes;
+pub mod tools;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
