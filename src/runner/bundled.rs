@@ -1,0 +1,174 @@
+//! The bundled server a run starts when the scenario names no target: in this process, or —
+//! when one process cannot hold its sockets (`[target] cluster_workers = N`) — as a cluster of
+//! `serve` processes on one port over a Redis broker started for the run (PROTOCOL.md holds
+//! across them; see docs/ARCHITECTURE.md, "The server as a cluster").
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::RunError;
+use crate::server::ServerHandle;
+
+/// How long the broker and the server cluster may take to come up.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A bundled server, running.
+#[derive(Debug)]
+pub enum Bundled {
+    InProcess(ServerHandle),
+    Cluster(Cluster),
+}
+
+impl Bundled {
+    pub fn ws_url(&self) -> String {
+        match self {
+            Bundled::InProcess(server) => server.ws_url(),
+            Bundled::Cluster(cluster) => cluster.ws_url.clone(),
+        }
+    }
+
+    pub fn http_url(&self) -> String {
+        match self {
+            Bundled::InProcess(server) => server.http_url(),
+            Bundled::Cluster(cluster) => cluster.http_url.clone(),
+        }
+    }
+
+    /// Whether the server shares this process (its CPU and memory are in the harness's figures).
+    pub fn in_process(&self) -> bool {
+        matches!(self, Bundled::InProcess(_))
+    }
+
+    pub async fn stop(self) {
+        match self {
+            Bundled::InProcess(server) => server.shutdown().await,
+            Bundled::Cluster(cluster) => cluster.stop().await,
+        }
+    }
+}
+
+/// What a cluster's `serve` processes are told.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub workers: u32,
+    pub secret: Vec<u8>,
+    /// `serve` flags for faults, queue bound and send buffer, as the scenario gave them.
+    pub serve_flags: Vec<String>,
+}
+
+/// `serve --workers N --broker …` and its `redis-server`, children of this process.
+#[derive(Debug)]
+pub struct Cluster {
+    broker: Child,
+    serve: Child,
+    ws_url: String,
+    http_url: String,
+}
+
+impl Cluster {
+    /// Starts a Redis broker on a free loopback port, then the server cluster over it.
+    pub async fn start(spec: &ClusterSpec) -> Result<Cluster, RunError> {
+        let redis = which("redis-server").ok_or_else(|| {
+            RunError::Preflight(
+                "the scenario asks for a server cluster (cluster_workers), which needs a Redis broker and \
+                 redis-server is not installed: `apt-get install redis-server` (or `.ci/install-test-tools redis`)"
+                    .into(),
+            )
+        })?;
+        let port = free_port()?;
+        let mut broker = Command::new(redis)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args(["--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| RunError::Preflight(format!("cannot start redis-server: {e}")))?;
+        if let Err(error) = wait_for_port(port).await {
+            let _ = broker.kill().await;
+            return Err(error);
+        }
+        let exe = std::env::current_exe().map_err(|e| RunError::Workers(format!("cannot find my own executable: {e}")))?;
+        let mut serve = Command::new(exe)
+            .args(["serve", "--addr", "127.0.0.1:0", "--workers", &spec.workers.to_string()])
+            .args(["--broker", &format!("redis://127.0.0.1:{port}"), "--status-interval", "0s"])
+            .args(&spec.serve_flags)
+            .env("OPENFRAME_JWT_SECRET", String::from_utf8_lossy(&spec.secret).into_owned())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| RunError::Workers(format!("cannot start the server cluster: {e}")))?;
+        let Some(stderr) = serve.stderr.take() else {
+            return Err(RunError::Workers("the server cluster's messages cannot be read".into()));
+        };
+        let mut lines = BufReader::new(stderr).lines();
+        let listening = tokio::time::timeout(START_TIMEOUT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.split_whitespace().find(|w| w.starts_with("ws://")) {
+                    return Some(url.to_owned());
+                }
+                eprintln!("server: {line}");
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some(ws_url) = listening else {
+            let _ = serve.kill().await;
+            let _ = broker.kill().await;
+            return Err(RunError::Workers("the server cluster did not report its address".into()));
+        };
+        // Keep passing the cluster's later messages on (a worker that dies says so).
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("server: {line}");
+            }
+        });
+        let http_url = super::super::scenario::plan::derive_http_url(&ws_url).unwrap_or_default();
+        Ok(Cluster { broker, serve, ws_url, http_url })
+    }
+
+    /// SIGTERM to the cluster (every connection gets 1001), then the broker.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.serve.id() {
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.serve.wait()).await.is_err() {
+            let _ = self.serve.kill().await;
+        }
+        let _ = self.broker.kill().await;
+        let _ = self.broker.wait().await;
+    }
+}
+
+fn free_port() -> Result<u16, RunError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| RunError::Preflight(format!("no free loopback port for the broker: {e}")))
+}
+
+async fn wait_for_port(port: u16) -> Result<(), RunError> {
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(RunError::Preflight(format!("redis-server did not listen on port {port} within {START_TIMEOUT:?}")))
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
