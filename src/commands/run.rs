@@ -25,6 +25,15 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
         duration: args.duration,
         jwt_secret: args.credentials.secret.jwt_secret.clone(),
         token_file: token_file(&args.credentials)?,
+        tls: if args.bundled_tls {
+            Some(true)
+        } else if args.no_bundled_tls {
+            Some(false)
+        } else {
+            None
+        },
+        ca_cert: args.tls.ca_cert.clone(),
+        insecure: args.tls.insecure,
     };
     let mut plan = scenario::load(&args.scenario, &overrides)?;
     if let Some(threads) = args.threads {
@@ -56,6 +65,9 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
             plan.seed,
             if workers > 0 { format!(", {workers} worker processes") } else { String::new() }
         );
+    }
+    if plan.tls.insecure && !args.progress_json {
+        eprintln!("{INSECURE_WARNING}");
     }
     let folder = crate::report::folder::create(args.out.as_deref(), &name)
         .context("cannot create the report folder")?;
@@ -136,6 +148,10 @@ pub(super) fn outcome(report: &RunReport) -> Outcome {
     }
 }
 
+/// Printed when certificate verification is off (`--insecure`), before and after the run.
+pub(super) const INSECURE_WARNING: &str = "WARNING: --insecure: the target's TLS certificate is NOT verified; \
+     anything could be answering. Recorded in the report (tls.insecure = true).";
+
 /// The verdict, counters, fan-out latency and gates, on stderr.
 pub(super) fn print_summary(report: &RunReport) {
     let c = &report.counters;
@@ -172,6 +188,21 @@ pub(super) fn print_summary(report: &RunReport) {
         format_micros(fanout.max),
         fanout.count
     );
+    if report.tls.enabled {
+        let handshake = report.latency_us.get("tls_handshake").copied().unwrap_or_default();
+        let _ = writeln!(
+            err,
+            "  tls: {} handshakes ({} resumed), handshake p50 {}  p99 {}; verification: {}",
+            c.tls_handshakes,
+            c.tls_resumed,
+            format_micros(handshake.p50),
+            format_micros(handshake.p99),
+            report.tls.verification
+        );
+    }
+    if report.tls.insecure {
+        let _ = writeln!(err, "  {INSECURE_WARNING}");
+    }
     for reason in &report.harness.reasons {
         let _ = writeln!(err, "  NOT TRUSTWORTHY: {reason}");
     }

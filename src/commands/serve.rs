@@ -7,9 +7,14 @@ use crate::cli::ServeArgs;
 use crate::error::Outcome;
 use crate::protocol::jwt::DEFAULT_DEV_SECRET;
 use crate::server::{self, Faults, ServerConfig};
+use crate::tls::ServerTls;
 
 pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
     let faults = Faults::parse_all(&args.faults)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(ServerTls::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let config = ServerConfig {
         jwt_secret: args.secret.jwt_secret.unwrap_or_else(|| DEFAULT_DEV_SECRET.to_owned()).into_bytes(),
         max_message_bytes: args.max_message_size,
@@ -20,6 +25,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
         max_connections: args.max_connections,
         socket_send_buffer: args.socket_send_buffer,
         faults,
+        tls,
         ..ServerConfig::default()
     };
     if !config.faults.is_empty() {

@@ -206,8 +206,13 @@ mod tests {
     #[tokio::test]
     async fn an_interval_closes_when_every_shard_reported_it() {
         let (tx, rx) = mpsc::channel(16);
-        let config =
-            AggregatorConfig { shards: 2, groups: 1, planned_clients: 20, duration_s: 2.0, progress: Progress::Off };
+        let config = AggregatorConfig {
+            shards: 2,
+            groups: 1,
+            planned_clients: 20,
+            duration_s: 2.0,
+            progress: Progress::Off,
+        };
         let task = tokio::spawn(run(config, rx));
         tx.send(report(0, 1, 5, false)).await.unwrap();
         tx.send(report(1, 1, 7, false)).await.unwrap();

@@ -23,6 +23,12 @@ pub struct ServerMetrics {
     pub ping_timeouts: AtomicU64,
     pub tokens_expired: AtomicU64,
     pub http_publishes: AtomicU64,
+    /// TLS handshakes completed (server started with TLS).
+    pub tls_handshakes: AtomicU64,
+    /// Of those, abbreviated handshakes that resumed an earlier session.
+    pub tls_resumed: AtomicU64,
+    /// TLS handshakes that failed or did not finish within the handshake deadline.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// A snapshot the renderer needs besides the counters.
@@ -43,7 +49,7 @@ impl ServerMetrics {
     /// Renders every metric in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 15] = [
             (
                 "openframe_connections_opened_total",
                 "WebSocket connections accepted",
@@ -95,6 +101,17 @@ impl ServerMetrics {
                 "openframe_http_publishes_total",
                 "Events published through POST /v1/events",
                 &self.http_publishes,
+            ),
+            ("openframe_tls_handshakes_total", "TLS handshakes completed", &self.tls_handshakes),
+            (
+                "openframe_tls_resumed_total",
+                "TLS handshakes that resumed an earlier session",
+                &self.tls_resumed,
+            ),
+            (
+                "openframe_tls_handshake_failures_total",
+                "TLS handshakes that failed or missed the handshake deadline",
+                &self.tls_handshake_failures,
             ),
         ];
         write_metric(&mut out, "openframe_connections_open", "Open WebSocket connections", "gauge");

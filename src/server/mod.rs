@@ -1,6 +1,7 @@
 //! The bundled reference server: PROTOCOL.md, exactly, and fast enough to be the default target.
 //!
 //! - [`http`]: accepted sockets, routing, the upgrade (and its deadline), `/healthz`, `/metrics`, `POST /v1/events`;
+//! - [`tls`]: the TLS handshake of an accepted socket (within the same deadline), then [`http`];
 //! - [`auth`]: where the token comes from and whether it is good;
 //! - [`connection`]: one WebSocket session, its queue writer, pings, expiry and close codes;
 //! - [`hub`]: topics → subscribers, fan-out of one serialized frame to bounded queues;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 mod status;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +37,7 @@ use hub::Hub;
 use metrics::ServerMetrics;
 
 use crate::protocol::jwt::DEFAULT_DEV_SECRET;
+use crate::tls::ServerTls;
 
 /// Everything the server can be told; defaults are PROTOCOL.md's.
 #[derive(Debug, Clone)]
@@ -63,6 +66,8 @@ pub struct ServerConfig {
     /// A bound makes a client that stops reading fill its queue (§5 rule 5) sooner.
     pub socket_send_buffer: Option<u32>,
     pub faults: Faults,
+    /// Serve `wss://` and `https://` with this certificate; `None`: plain `ws://` and `http://`.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +84,7 @@ impl Default for ServerConfig {
             ws_write_buffer_bytes: 8 * 1024,
             socket_send_buffer: None,
             faults: Faults::default(),
+            tls: None,
         }
     }
 }
@@ -161,14 +167,20 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// `ws://ADDR/v1/ws`.
+    /// `ws://ADDR/v1/ws`, or `wss://` when the server speaks TLS.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/v1/ws", self.local_addr)
+        let scheme = if self.is_tls() { "wss" } else { "ws" };
+        format!("{scheme}://{}/v1/ws", self.local_addr)
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://` when the server speaks TLS.
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.shared.config.tls.is_some()
     }
 
     pub fn metrics(&self) -> &ServerMetrics {
@@ -219,7 +231,12 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 if let Some(bytes) = shared.config.socket_send_buffer {
                     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes as usize);
                 }
-                shared.tracker.spawn(http::serve_connection(stream, Arc::clone(&shared)));
+                match &shared.config.tls {
+                    None => shared.tracker.spawn(http::serve_connection(stream, Arc::clone(&shared))),
+                    Some(tls) => {
+                        shared.tracker.spawn(tls::serve_connection(stream, tls.clone(), Arc::clone(&shared)))
+                    }
+                };
             }
             Err(error) => {
                 // Out of file descriptors, or a connection reset before accept: never fatal.
