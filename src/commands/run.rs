@@ -7,6 +7,7 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use super::check::INSECURE_WARNING;
 use crate::cli::{CredentialArgs, RunArgs};
 use crate::error::{BadInput, Outcome};
 use crate::report::files::write_run_folder;
@@ -147,10 +148,6 @@ pub(super) fn outcome(report: &RunReport) -> Outcome {
         Outcome::Failed
     }
 }
-
-/// Printed when certificate verification is off (`--insecure`), before and after the run.
-pub(super) const INSECURE_WARNING: &str = "WARNING: --insecure: the target's TLS certificate is NOT verified; \
-     anything could be answering. Recorded in the report (tls.insecure = true).";
 
 /// The verdict, counters, fan-out latency and gates, on stderr.
 pub(super) fn print_summary(report: &RunReport) {

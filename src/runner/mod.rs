@@ -52,9 +52,9 @@ use crate::util::process;
 /// Why a run could not be carried out (exit code 3).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("target {target} is unreachable: {source}")]
+    #[error("target {target} is unreachable")]
     Unreachable { target: String, source: ConnectError },
-    #[error("target {target}: {source}")]
+    #[error("target {target}")]
     Tls { target: String, source: TlsError },
     #[error("cannot start the bundled server: {0}")]
     EmbeddedServer(#[from] server::ServerError),

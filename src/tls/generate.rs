@@ -49,7 +49,12 @@ impl GeneratedPki {
     /// A CA and a server certificate for `names` (DNS names or IP addresses).
     pub fn for_names(names: &[&str]) -> Result<GeneratedPki, TlsError> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.distinguished_name.push(DnType::CommonName, "openframe-harness generated CA");
+        // A name of its own, so another run's CA is told apart by name (UnknownIssuer), not only
+        // by signature.
+        let tag: u32 = rand::random();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("openframe-harness generated CA {tag:08x}"));
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;

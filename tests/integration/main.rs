@@ -7,3 +7,4 @@ mod fuzz;
 mod properties;
 mod runner;
 mod server;
+mod tls;
