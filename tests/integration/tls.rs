@@ -15,6 +15,7 @@ use openframe_harness::probe::{Credentials, SutSpec};
 use openframe_harness::protocol::jwt::DEFAULT_DEV_SECRET;
 use openframe_harness::report::model::RunReport;
 use openframe_harness::runner::{self, RunError, RunOptions};
+use openframe_harness::scenario::plan::TargetPlan;
 use openframe_harness::scenario::{self, Overrides};
 use openframe_harness::tls::{GeneratedPki, TlsError, TlsFailure};
 use serde_json::Value;
@@ -147,6 +148,19 @@ async fn a_tls_client_against_a_plain_server_fails_as_not_tls() {
         panic!("expected a TLS failure, got {error:?}")
     };
     assert_eq!(*failure, TlsFailure::NotTls, "{error}");
+}
+
+#[test]
+fn the_shipped_tls_storm_asks_the_bundled_server_for_tls_and_gates_on_handshakes() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/tls-storm.toml");
+    let plan = scenario::load(&path, &Overrides::default()).expect("tls-storm.toml is valid");
+    assert!(matches!(plan.target, TargetPlan::Embedded { tls: true, .. }), "{:?}", plan.target);
+    assert!(plan.planned_clients() >= 2_000);
+    assert!(plan.groups.iter().any(|g| g.churn.reconnect_every.is_some()));
+    assert!(plan.source.contains("\"latency.tls_handshake.p99\""));
+    let plain = Overrides { tls: Some(false), ..Overrides::default() };
+    let plan = scenario::load(&path, &plain).expect("the same storm over plain ws://");
+    assert!(matches!(plan.target, TargetPlan::Embedded { tls: false, .. }));
 }
 
 // ---- the binary against `serve --tls-cert --tls-key` ----
