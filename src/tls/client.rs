@@ -262,6 +262,55 @@ mod tests {
         assert!(error.to_string().contains("no CERTIFICATE"), "{error}");
     }
 
+    /// One handshake against `server` as `host`; the server sends a byte so the client reads the
+    /// session tickets that follow the handshake. The server's view and the client's.
+    async fn handshake_once(
+        listener: &tokio::net::TcpListener,
+        server: &crate::tls::ServerTls,
+        client: &ClientTls,
+        host: &str,
+    ) -> (Option<String>, Option<Vec<u8>>, Handshake) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = listener.local_addr().unwrap();
+        let accept = async {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut stream = server.acceptor().accept(tcp).await.unwrap();
+            stream.write_all(b"x").await.unwrap();
+            stream.flush().await.unwrap();
+            let conn = stream.get_ref().1;
+            (conn.server_name().map(str::to_owned), conn.alpn_protocol().map(<[u8]>::to_vec), stream)
+        };
+        let connect = async {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let (mut stream, handshake) =
+                client.handshake(tcp, &server_name(host).unwrap(), Duration::from_secs(5)).await.unwrap();
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            handshake
+        };
+        let ((sni, alpn, _stream), handshake) = tokio::join!(accept, connect);
+        (sni, alpn, handshake)
+    }
+
+    #[tokio::test]
+    async fn the_client_hello_is_a_browsers_and_clients_resume_only_their_own_sessions() {
+        let pki = super::super::GeneratedPki::new().unwrap();
+        let server = pki.server_tls().unwrap();
+        let base = ClientTls::new(&ClientTlsOptions { trust: pki.trust(), insecure: false }).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (first, second) = (base.with_own_sessions(), base.with_own_sessions());
+        let (sni, alpn, handshake) = handshake_once(&listener, &server, &first, "localhost").await;
+        assert_eq!((sni.as_deref(), alpn.as_deref()), (Some("localhost"), Some(&b"http/1.1"[..])));
+        assert!(!handshake.resumed);
+        let (sni, _, handshake) = handshake_once(&listener, &server, &first, "localhost").await;
+        assert_eq!(sni.as_deref(), Some("localhost"));
+        assert!(handshake.resumed, "a reconnect resumes the client's own session");
+        let (_, _, handshake) = handshake_once(&listener, &server, &second, "localhost").await;
+        assert!(!handshake.resumed, "another client's session is not this client's");
+        let (sni, _, _) = handshake_once(&listener, &server, &second, "127.0.0.1").await;
+        assert_eq!(sni, None, "no SNI for an IP address");
+    }
+
     #[test]
     fn each_client_gets_its_own_session_cache_and_offers_http1() {
         let pki = super::super::GeneratedPki::new().unwrap();
