@@ -48,10 +48,13 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
         )
         .into());
     }
-    let workers = match (args.shard, args.workers) {
-        (Some(_), _) => 0,
-        (None, Some(workers)) => workers,
-        (None, None) => runner::workers_needed(&plan).context("preflight")?,
+    let workers = match args.shard {
+        Some(_) => 0,
+        None => {
+            runner::preflight::check(&plan, &runner::preflight::Machine::read(), args.workers)
+                .map_err(|e| runner::RunError::Preflight(e.0))?
+                .workers
+        }
     };
     let name = plan.name.clone();
     if !args.quiet {

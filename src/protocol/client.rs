@@ -7,10 +7,8 @@
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
-
 use super::codes::ErrorCode;
-use super::data::{ObjectView, raw_str};
+use super::data::{ObjectView, Raw, raw_array, raw_str};
 use super::filter::Filters;
 use super::topic::{FieldRule, Topic};
 
@@ -47,7 +45,7 @@ pub struct Unsubscribe {
 pub struct Publish<'a> {
     pub topic: Topic,
     /// `data` exactly as the publisher wrote it; it is forwarded unchanged (§3).
-    pub data_json: &'a RawValue,
+    pub data_json: Raw<'a>,
     pub data: ObjectView<'a>,
     pub id: Option<String>,
 }
@@ -116,7 +114,7 @@ pub fn parse_publish_body(text: &str) -> Result<Publish<'_>, Rejection> {
 
 fn parse_object(text: &str) -> Result<ObjectView<'_>, Rejection> {
     ObjectView::parse(text).map_err(|_| {
-        let message = if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+        let message = if super::json_scan::is_valid(text) {
             "message must be a JSON object"
         } else {
             "message is not valid JSON"
@@ -156,8 +154,7 @@ fn parse_topics(object: &ObjectView<'_>, id: &Option<String>) -> Result<Vec<Topi
 fn topic_names<'a>(object: &ObjectView<'a>, id: &Option<String>) -> Result<Vec<Cow<'a, str>>, Rejection> {
     let shape = |m: &'static str| Rejection::new(ErrorCode::InvalidMessage, m, id.clone());
     let raw = object.get("topics").ok_or_else(|| shape("missing `topics`"))?;
-    let items: Vec<&RawValue> =
-        serde_json::from_str(raw.get()).map_err(|_| shape("`topics` must be an array"))?;
+    let items = raw_array(raw).ok_or_else(|| shape("`topics` must be an array"))?;
     items.into_iter().map(|item| raw_str(item).ok_or_else(|| shape("every topic must be a string"))).collect()
 }
 
@@ -194,8 +191,8 @@ fn filter_entries<'a>(object: &ObjectView<'a>, id: &Option<String>) -> Result<Fi
     filters
         .iter()
         .map(|(key, raw)| {
-            let items: Vec<&RawValue> = serde_json::from_str(raw.get())
-                .map_err(|_| shape("every filter value must be an array of strings"))?;
+            let items =
+                raw_array(raw).ok_or_else(|| shape("every filter value must be an array of strings"))?;
             let values = items
                 .into_iter()
                 .map(|item| {

@@ -6,18 +6,27 @@
 //! the raw JSON text it came as and interprets it only when asked.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
 use smallvec::SmallVec;
 
 use super::filter::FieldValue;
+use super::json_scan::{scan_string, scan_value, skip_whitespace};
+
+/// The text of one valid JSON value, as it appeared in its document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raw<'a>(&'a str);
+
+impl<'a> Raw<'a> {
+    /// The value's JSON text.
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
+}
 
 /// The members of one JSON object, in document order, each as raw JSON.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectView<'a> {
-    members: SmallVec<[(Cow<'a, str>, &'a RawValue); 8]>,
+    members: SmallVec<[(Cow<'a, str>, Raw<'a>); 8]>,
 }
 
 /// The input was not a JSON object.
@@ -26,16 +35,53 @@ pub struct ObjectView<'a> {
 pub struct NotAnObject;
 
 impl<'a> ObjectView<'a> {
-    /// Parses `json`, which must be one JSON object.
+    /// Parses `json`, which must be one JSON object (with optional surrounding whitespace).
+    /// One validating pass over the bytes; member values are kept as raw text.
     pub fn parse(json: &'a str) -> Result<ObjectView<'a>, NotAnObject> {
-        let mut de = serde_json::Deserializer::from_str(json);
-        let view = de.deserialize_map(ObjectVisitor).map_err(|_| NotAnObject)?;
-        de.end().map_err(|_| NotAnObject)?;
-        Ok(view)
+        let b = json.as_bytes();
+        let mut i = skip_whitespace(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return Err(NotAnObject);
+        }
+        let mut members = SmallVec::new();
+        i = skip_whitespace(b, i + 1);
+        if b.get(i) == Some(&b'}') {
+            i += 1;
+        } else {
+            loop {
+                let (key_end, escaped) = scan_string(b, i).map_err(|_| NotAnObject)?;
+                let key_text = &json[i..key_end];
+                let key = if escaped {
+                    Cow::Owned(serde_json::from_str::<String>(key_text).map_err(|_| NotAnObject)?)
+                } else {
+                    Cow::Borrowed(&key_text[1..key_text.len() - 1])
+                };
+                i = skip_whitespace(b, key_end);
+                if b.get(i) != Some(&b':') {
+                    return Err(NotAnObject);
+                }
+                i = skip_whitespace(b, i + 1);
+                let value_end = scan_value(b, i).map_err(|_| NotAnObject)?;
+                members.push((key, Raw(&json[i..value_end])));
+                i = skip_whitespace(b, value_end);
+                match b.get(i) {
+                    Some(b',') => i = skip_whitespace(b, i + 1),
+                    Some(b'}') => {
+                        i += 1;
+                        break;
+                    }
+                    _ => return Err(NotAnObject),
+                }
+            }
+        }
+        if skip_whitespace(b, i) != b.len() {
+            return Err(NotAnObject);
+        }
+        Ok(ObjectView { members })
     }
 
     /// The raw value of member `key`; the last one when the key is repeated (as `serde_json::Value` does).
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, key: &str) -> Option<Raw<'a>> {
         self.members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
@@ -56,7 +102,7 @@ impl<'a> ObjectView<'a> {
     }
 
     /// Iterates members in document order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Raw<'a>)> {
         self.members.iter().map(|(k, v)| (&**k, *v))
     }
 
@@ -69,11 +115,21 @@ impl<'a> ObjectView<'a> {
     }
 }
 
+/// A raw JSON value as its array's elements, when it is an array.
+pub fn raw_array(raw: Raw<'_>) -> Option<Vec<Raw<'_>>> {
+    super::json_scan::array_items(raw.0).map(|items| items.into_iter().map(Raw).collect())
+}
+
 /// A raw JSON value as a string, borrowed when it has no escapes.
-pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub fn raw_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     let text = raw.get();
     if !text.starts_with('"') {
         return None;
+    }
+    // A raw value is valid JSON, so a quoted string without escapes is its own content.
+    let inner = &text[1..text.len() - 1];
+    if !inner.as_bytes().contains(&b'\\') {
+        return Some(Cow::Borrowed(inner));
     }
     if let Ok(s) = serde_json::from_str::<&str>(text) {
         return Some(Cow::Borrowed(s));
@@ -82,7 +138,7 @@ pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
 }
 
 /// A raw JSON value as a number.
-pub fn raw_f64(raw: &RawValue) -> Option<f64> {
+pub fn raw_f64(raw: Raw<'_>) -> Option<f64> {
     let text = raw.get();
     match text.as_bytes().first() {
         Some(b'-' | b'0'..=b'9') => serde_json::from_str::<f64>(text).ok(),
@@ -91,55 +147,13 @@ pub fn raw_f64(raw: &RawValue) -> Option<f64> {
 }
 
 /// A raw JSON value as an unsigned integer.
-pub fn raw_u64(raw: &RawValue) -> Option<u64> {
-    match raw.get().as_bytes().first() {
-        Some(b'0'..=b'9') => serde_json::from_str::<u64>(raw.get()).ok(),
-        _ => None,
+pub fn raw_u64(raw: Raw<'_>) -> Option<u64> {
+    let text = raw.get();
+    // Valid JSON digits only (no sign, fraction or exponent) parse as they are.
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-}
-
-struct ObjectVisitor;
-
-impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = ObjectView<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = SmallVec::new();
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            let value: &'de RawValue = map.next_value()?;
-            members.push((key.0, value));
-        }
-        Ok(ObjectView { members })
-    }
-}
-
-/// An object key, borrowed from the input unless it had escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
-    }
+    text.parse().ok()
 }
 
 #[cfg(test)]
@@ -155,6 +169,17 @@ mod tests {
         assert_eq!(view.get_str("a").as_deref(), Some("x"));
         assert_eq!(view.get_f64("n"), Some(12.5));
         assert_eq!(view.get_str("n"), None);
+    }
+
+    #[test]
+    fn raw_values_are_read_without_a_second_parse_when_they_can_be() {
+        let view = ObjectView::parse(r#"{"s":"plain","e":"a\"b","n":18446744073709551615,"f":1.5,"neg":-1,"big":18446744073709551616}"#).unwrap();
+        assert!(matches!(view.get_str("s"), Some(Cow::Borrowed("plain"))));
+        assert_eq!(view.get_str("e").as_deref(), Some("a\"b"));
+        assert_eq!(view.get("n").and_then(raw_u64), Some(u64::MAX));
+        for key in ["f", "neg", "big", "s"] {
+            assert_eq!(view.get(key).and_then(raw_u64), None, "{key}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod client;
 pub mod codes;
 pub mod data;
 pub mod filter;
+pub mod json_scan;
 pub mod jwt;
 pub mod server_message;
 pub mod timestamp;

@@ -9,10 +9,9 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use super::codes::ErrorCode;
-use super::data::{ObjectView, raw_str, raw_u64};
+use super::data::{ObjectView, Raw, raw_array, raw_str, raw_u64};
 use super::timestamp;
 use super::topic::Topic;
 
@@ -26,7 +25,7 @@ pub enum ServerMessage<'a> {
     SubscriptionConfirmed { topics: Vec<Topic>, id: Option<Cow<'a, str>> },
     UnsubscriptionConfirmed { topics: Vec<Topic>, id: Option<Cow<'a, str>> },
     PublishAck { id: Cow<'a, str>, delivered: u64 },
-    Event { topic: Topic, data: ObjectView<'a>, data_json: &'a RawValue },
+    Event { topic: Topic, data: ObjectView<'a>, data_json: Raw<'a> },
     Error { code: Cow<'a, str>, message: Cow<'a, str>, id: Option<Cow<'a, str>> },
 }
 
@@ -86,7 +85,7 @@ impl Violation {
 /// Validates one server text message against PROTOCOL.md.
 pub fn parse_server_message(text: &str) -> Result<ServerMessage<'_>, Violation> {
     let object = ObjectView::parse(text).map_err(|_| {
-        if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+        if super::json_scan::is_valid(text) {
             Violation::new(ViolationKind::NotAnObject, "message is not a JSON object")
         } else {
             Violation::new(ViolationKind::NotJson, "message is not valid JSON")
@@ -186,10 +185,8 @@ fn optional_str<'a>(object: &ObjectView<'a>, field: &str) -> Result<Option<Cow<'
 
 fn topics(object: &ObjectView<'_>) -> Result<Vec<Topic>, Violation> {
     let raw = object.get("topics").ok_or_else(|| missing("topics"))?;
-    let names: Vec<Cow<'_, str>> = serde_json::from_str::<Vec<&RawValue>>(raw.get())
-        .ok()
-        .and_then(|items| items.into_iter().map(raw_str).collect())
-        .ok_or_else(|| {
+    let names: Vec<Cow<'_, str>> =
+        raw_array(raw).and_then(|items| items.into_iter().map(raw_str).collect()).ok_or_else(|| {
             Violation::new(ViolationKind::WrongFieldType, "`topics` must be an array of strings")
         })?;
     names

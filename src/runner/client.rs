@@ -47,6 +47,8 @@ pub async fn run(ctx: Rc<ShardCtx>, group: usize, index: u64) {
     let subject = format!("{}-{index}", g.plan.name);
     let session = run.connector.session();
     let mut connections = 0u64;
+    // Spreads every client of the run over the connector's source addresses.
+    let source_index = run.groups[..group].iter().map(|g| g.plan.count).sum::<u64>() + index;
     loop {
         if run.stop.is_cancelled() {
             return;
@@ -56,7 +58,7 @@ pub async fn run(ctx: Rc<ShardCtx>, group: usize, index: u64) {
         let receive_buffer = g.plan.stall.and_then(|s| s.socket_buffer_bytes);
         let connected = tokio::select! {
             _ = run.stop.cancelled() => return,
-            connected = run.connector.connect(&session, token.as_deref(), g.plan.token_in_query, receive_buffer) => connected,
+            connected = run.connector.connect(&session, token.as_deref(), g.plan.token_in_query, receive_buffer, source_index) => connected,
         };
         let (mut ws, timings) = match connected {
             Ok(Connected { ws, timings }) => {
@@ -239,11 +241,34 @@ enum Step {
     Unsubscribing {
         id: u64,
     },
-    /// Unsubscribed; subscribing again at `resume_at`.
+    /// Unsubscribed; subscribing again after the group's pause.
     Unsubscribed,
     Closing {
         end: End,
     },
+}
+
+/// When a connection's timed actions are due; far in the future when not scheduled.
+struct Deadlines {
+    reconnect: Instant,
+    resubscribe: Instant,
+    /// Subscribe again after an unsubscribe.
+    resume: Instant,
+    stall: Instant,
+    /// Give up waiting for the answer to our close.
+    close: Instant,
+}
+
+impl Deadlines {
+    /// The earliest deadline that applies in `step`.
+    fn next(&self, step: Step) -> Instant {
+        match step {
+            Step::Closing { .. } => self.close,
+            Step::Active => self.reconnect.min(self.stall).min(self.resubscribe),
+            Step::Unsubscribed => self.reconnect.min(self.stall).min(self.resume),
+            Step::Subscribing { .. } | Step::Unsubscribing { .. } => self.reconnect.min(self.stall),
+        }
+    }
 }
 
 /// A connection past `connection_established`.
@@ -259,8 +284,6 @@ struct Session<'a> {
     awaiting_first_event: Option<Instant>,
     slow_consumer_error: bool,
     stalled: bool,
-    /// When an unsubscribed connection subscribes again.
-    resume_at: Instant,
     /// This connection replaces an earlier one of the same client.
     reconnected: bool,
     resubscribed: bool,
@@ -286,7 +309,6 @@ impl<'a> Session<'a> {
             stalled: false,
             reconnected,
             resubscribed: false,
-            resume_at: Instant::now(),
         }
     }
 
@@ -301,43 +323,54 @@ impl<'a> Session<'a> {
         if self.send(ws, subscribe).await.is_err() {
             return self.cut(None);
         }
-        let reconnect_at = self.churn_deadline(self.g.plan.churn.reconnect_every).unwrap_or(far);
-        let mut resubscribe_at = far;
-        let mut stall_at = far;
-        let mut close_deadline = far;
+        let mut deadlines = Deadlines {
+            reconnect: self.churn_deadline(self.g.plan.churn.reconnect_every).unwrap_or(far),
+            resubscribe: far,
+            resume: far,
+            stall: far,
+            close: far,
+        };
+        // One stop future and one timer for the connection's life: re-creating them per
+        // message would register and drop them with tokio on every event received.
+        let stop = run.stop.cancelled();
+        tokio::pin!(stop);
+        let timer = sleep_until(far);
+        tokio::pin!(timer);
+        let mut armed = far;
         let end = loop {
             let closing = matches!(self.step, Step::Closing { .. });
+            let next = deadlines.next(self.step);
+            if next != armed {
+                timer.as_mut().reset(next);
+                armed = next;
+            }
             tokio::select! {
                 biased;
-                _ = run.stop.cancelled(), if !closing => {
-                    close_deadline = self.begin_close(ws, End::Stop).await;
+                _ = &mut stop, if !closing => {
+                    deadlines.close = self.begin_close(ws, End::Stop).await;
                 }
-                _ = sleep_until(reconnect_at), if !closing => {
-                    close_deadline = self.begin_close(ws, End::Reconnect).await;
-                }
-                _ = sleep_until(close_deadline), if closing => {
-                    // No close answer in time: what was owed cannot be judged; count it as a cut.
-                    break self.cut(None);
-                }
-                _ = sleep_until(resubscribe_at), if self.step == Step::Active => {
-                    resubscribe_at = far;
-                    self.oracle.on_leave_sent(&self.g.facts, &self.g.publishers);
-                    let id = self.take_id();
-                    self.step = Step::Unsubscribing { id };
-                    self.request_sent = Instant::now();
-                    if self.send(ws, unsubscribe_json(&self.g.plan.topics, Some(&id.to_string()))).await.is_err() {
+                _ = &mut timer => {
+                    let now = Instant::now();
+                    if closing {
+                        // No close answer in time: what was owed cannot be judged; count it as a cut.
                         break self.cut(None);
+                    } else if now >= deadlines.reconnect {
+                        deadlines.close = self.begin_close(ws, End::Reconnect).await;
+                    } else if self.step == Step::Active && now >= deadlines.resubscribe {
+                        deadlines.resubscribe = far;
+                        if self.unsubscribe(ws).await.is_err() {
+                            break self.cut(None);
+                        }
+                    } else if self.step == Step::Unsubscribed && now >= deadlines.resume {
+                        deadlines.resume = far;
+                        let subscribe = self.subscribe_message();
+                        if self.send(ws, subscribe).await.is_err() {
+                            break self.cut(None);
+                        }
+                    } else if now >= deadlines.stall {
+                        deadlines.stall = far;
+                        self.stall(self.g.plan.stall).await;
                     }
-                }
-                _ = sleep_until(self.resume_at), if self.step == Step::Unsubscribed => {
-                    let subscribe = self.subscribe_message();
-                    if self.send(ws, subscribe).await.is_err() {
-                        break self.cut(None);
-                    }
-                }
-                _ = sleep_until(stall_at), if !closing => {
-                    stall_at = far;
-                    self.stall(self.g.plan.stall).await;
                 }
                 message = ws.next() => {
                     let Some(message) = message else { break self.ended_without_close() };
@@ -350,17 +383,32 @@ impl<'a> Session<'a> {
                         Ok(_) => {}
                         Err(_) => break self.ended_without_close(),
                     };
-                    if self.step == Step::Active && resubscribe_at == far {
-                        resubscribe_at = self.churn_deadline(self.g.plan.churn.resubscribe_every).unwrap_or(far);
-                        if stall_at == far && !self.stalled {
-                            stall_at = self.g.plan.stall.map_or(far, |s| Instant::now() + s.after);
+                    match self.step {
+                        Step::Active if deadlines.resubscribe == far => {
+                            deadlines.resubscribe = self.churn_deadline(self.g.plan.churn.resubscribe_every).unwrap_or(far);
+                            if deadlines.stall == far && !self.stalled {
+                                deadlines.stall = self.g.plan.stall.map_or(far, |s| Instant::now() + s.after);
+                            }
                         }
+                        Step::Unsubscribed if deadlines.resume == far => {
+                            deadlines.resume = Instant::now() + self.g.plan.churn.resubscribe_pause;
+                        }
+                        _ => {}
                     }
                 }
             }
         };
         self.ctx.stats.borrow_mut().clients_connected -= 1;
         end
+    }
+
+    /// Sends an unsubscribe: what is acked by now is owed until its confirmation arrives.
+    async fn unsubscribe(&mut self, ws: &mut WsStream) -> Result<(), ()> {
+        self.oracle.on_leave_sent(&self.g.facts, &self.g.publishers);
+        let id = self.take_id();
+        self.step = Step::Unsubscribing { id };
+        self.request_sent = Instant::now();
+        self.send(ws, unsubscribe_json(&self.g.plan.topics, Some(&id.to_string()))).await
     }
 
     fn take_id(&mut self) -> u64 {
@@ -453,7 +501,6 @@ impl<'a> Session<'a> {
                     }
                     self.resubscribed = true;
                     self.step = Step::Unsubscribed;
-                    self.resume_at = Instant::now() + self.g.plan.churn.resubscribe_pause;
                 }
                 Step::Closing { .. } => {}
                 _ => self.unexpected("unexpected unsubscription_confirmed", text),

@@ -5,6 +5,7 @@
 //! - [`board`]: what publishers have had answered, read by the oracles;
 //! - [`oracle`]: exact delivery judgement per (subscriber, publisher);
 //! - [`credentials`], [`connect`]: tokens and connections;
+//! - [`preflight`]: what the run needs from the machine, decided before it starts;
 //! - [`client`], [`publisher`]: the simulated participants;
 //! - [`context`], [`shard`]: shared state and the per-thread shards that run the participants;
 //! - [`finish`]: turning the aggregated totals into the report;
@@ -22,6 +23,7 @@ pub mod context;
 pub mod credentials;
 pub mod finish;
 pub mod oracle;
+pub mod preflight;
 pub mod publisher;
 pub mod shard;
 pub mod workers;
@@ -176,54 +178,14 @@ pub(crate) fn client_tls(
     ClientTls::new(&options).map(Some).map_err(|source| tls_error(ws_url, source))
 }
 
-/// File descriptors a run needs in this process: a socket per client and publisher, and the
-/// server's end of each when the bundled server shares the process.
-pub fn descriptors_needed(plan: &Plan) -> u64 {
-    let sockets = plan.planned_clients() + plan.publishers.len() as u64;
-    let factor = if matches!(plan.target, TargetPlan::Embedded { .. }) { 2 } else { 1 };
-    sockets * factor + 64
-}
-
-/// Worker processes a run needs: 0 when it fits in this process (clients, publishers and, for
-/// the bundled server, its end of every connection), else enough that each worker's share of
-/// the client sockets fits under the open-file limit, while this process keeps the server.
-pub fn workers_needed(plan: &Plan) -> Result<u32, RunError> {
-    let limit = process::raise_open_files_limit();
-    let capacity = limit.saturating_sub(256).max(1);
-    let client_sockets = plan.planned_clients() + plan.publishers.len() as u64;
-    if descriptors_needed(plan) <= limit {
-        return Ok(0);
-    }
-    if matches!(plan.target, TargetPlan::Embedded { .. }) && client_sockets > capacity {
-        let (_, hard) = process::open_files_limit();
-        return Err(RunError::Preflight(format!(
-            "the bundled server would hold {client_sockets} sockets in one process and the open-file limit is \
-             {limit} (hard {hard}): run `openframe-harness serve` in several processes behind one port, or \
-             point the scenario at an external target"
-        )));
-    }
-    Ok(client_sockets.div_ceil(capacity) as u32)
-}
-
-fn preflight(plan: &Plan, shard: Option<ShardOf>) -> Result<(), RunError> {
-    let needed = descriptors_needed(plan) / u64::from(shard.map_or(1, |s| s.count)) + 64;
-    let limit = process::raise_open_files_limit();
-    if needed > limit {
-        let (_, hard) = process::open_files_limit();
-        return Err(RunError::Preflight(format!(
-            "this scenario needs {needed} open files in one process and the limit is {limit} (hard limit {hard}); \
-             reduce the client counts, or run against an external target (the bundled server doubles the sockets)"
-        )));
-    }
-    Ok(())
-}
-
 async fn run_against(
     plan: Plan,
     options: RunOptions,
     embedded: Option<&EmbeddedServer>,
 ) -> Result<RunReport, RunError> {
-    preflight(&plan, options.shard)?;
+    let shard = options.shard.map(|s| (s.index, s.count));
+    let sources = preflight::for_this_process(&plan, &preflight::Machine::read(), shard)
+        .map_err(|e| RunError::Preflight(e.0))?;
     let (ws_url, http_url) = match (&plan.target, embedded) {
         (TargetPlan::External { ws_url, http_url }, _) => (ws_url.clone(), http_url.clone()),
         (TargetPlan::Embedded { .. }, Some(e)) => (e.server.ws_url(), e.server.http_url()),
@@ -236,10 +198,13 @@ async fn run_against(
         ConnectError::Tls(source) => RunError::Tls { target: ws_url.clone(), source },
         source => RunError::Unreachable { target: ws_url.clone(), source },
     };
-    let connector = Connector::new(&ws_url, plan.harness.connect_timeout, tls).await.map_err(unreachable)?;
+    let connector = Connector::new(&ws_url, plan.harness.connect_timeout, tls)
+        .await
+        .map_err(unreachable)?
+        .with_sources(sources);
     // TCP, and for wss:// the TLS handshake: a certificate the clients would refuse stops the
     // run here, as what it is (exit 3), instead of as thousands of failed connections.
-    connector.open(&connector.session(), None).await.map_err(unreachable)?;
+    connector.open(&connector.session(), None, 0).await.map_err(unreachable)?;
 
     let clock = RunClock::new();
     // Give the shards a moment to start before the first client is due.

@@ -103,7 +103,7 @@ async fn connect_websocket(ctx: &ShardCtx, p: usize) -> Option<WsStream> {
     loop {
         let attempt = tokio::select! {
             _ = ctx.run.stop.cancelled() => return None,
-            attempt = ctx.run.connector.connect(&session, token.as_deref(), false, None) => attempt,
+            attempt = ctx.run.connector.connect(&session, token.as_deref(), false, None, p as u64) => attempt,
         };
         match attempt {
             Ok(Connected { mut ws, timings }) => {

@@ -142,12 +142,11 @@ async fn coordinate(
                 let key = line.t_s.round() as u64;
                 let parts = pending.entry(key).or_default();
                 parts.push(line);
-                if parts.len() == count as usize {
-                    if let Some(parts) = pending.remove(&key) {
-                        if show {
-                            show_line(&combine(&parts, planned, duration_s));
-                        }
-                    }
+                if parts.len() == count as usize
+                    && let Some(parts) = pending.remove(&key)
+                    && show
+                {
+                    show_line(&combine(&parts, planned, duration_s));
                 }
             }
             _ = options.interrupt.cancelled(), if !interrupted => {

@@ -180,10 +180,10 @@ impl<'a> Session<'a> {
                     }
                 }
                 _ = tokio::time::sleep(HOLD_BACK_LIMIT), if self.held_back.is_some() => {
-                    if let Some(held) = self.held_back.take() {
-                        if let Err(end) = self.guarded(ws.send(Message::Text(held))).await {
-                            return end;
-                        }
+                    if let Some(held) = self.held_back.take()
+                        && let Err(end) = self.guarded(ws.send(Message::Text(held))).await
+                    {
+                        return end;
                     }
                 }
                 _ = self.queue.recv_many(&mut batch, WRITE_BATCH) => {
