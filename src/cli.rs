@@ -52,12 +52,31 @@ pub enum Command {
     Fuzz(FuzzArgs),
 }
 
+/// How a client checks a `wss://` target's certificate (run, conform, fuzz).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// PEM file of the CA that signed the target's certificate (a private CA) [default: the
+    /// platform's root certificates].
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Do not verify the target's TLS certificate at all. Printed as a warning and recorded in
+    /// the report.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
 /// The server to check and how to get tokens for it (conform, fuzz).
 #[derive(Debug, Clone, Args)]
 pub struct CheckTargetArgs {
-    /// ws:// URL of the server to check [default: the bundled reference server, started in-process].
+    /// ws:// or wss:// URL of the server to check [default: the bundled reference server, started in-process].
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Start the bundled server with TLS (wss://, a certificate generated at start that the
+    /// checks trust); not with --target.
+    #[arg(long, conflicts_with = "target")]
+    pub bundled_tls: bool,
     #[command(flatten)]
     pub secret: SecretArgs,
     /// Tokens to use, one per line, for a target whose secret is unknown; cases that need to mint
@@ -207,6 +226,15 @@ pub struct RunArgs {
     /// Target URL (ws:// or wss://…/v1/ws), overriding the scenario's.
     #[arg(long)]
     pub target: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Start the bundled server with TLS (a certificate generated at start, trusted by the run's
+    /// clients), whatever the scenario's `[target] tls` says.
+    #[arg(long, conflicts_with_all = ["no_bundled_tls", "target"])]
+    pub bundled_tls: bool,
+    /// Start the bundled server without TLS, whatever the scenario's `[target] tls` says.
+    #[arg(long, conflicts_with = "target")]
+    pub no_bundled_tls: bool,
     /// Report folder [default: reports/<scenario>-<UTC time>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -310,6 +338,12 @@ pub struct ServeArgs {
     /// serve a second, own address too, and report both on stdout).
     #[arg(long, hide = true, value_name = "I", conflicts_with = "workers")]
     pub worker: Option<u32>,
+    /// Serve wss:// and https:// with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

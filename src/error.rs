@@ -44,6 +44,9 @@ pub struct BadInput(pub String);
 /// The exit code for an error that stopped a command.
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
+        if let Some(tls) = cause.downcast_ref::<crate::tls::TlsError>() {
+            return tls.exit_code();
+        }
         if cause.is::<BadInput>()
             || cause.is::<crate::server::faults::FaultSpecError>()
             || cause.is::<crate::scenario::ScenarioError>()
@@ -66,5 +69,20 @@ mod tests {
         let io = anyhow::Error::new(std::io::Error::other("refused")).context("connecting");
         assert_eq!(exit_code_for(&io), 3);
         assert_eq!(Outcome::Interrupted.code(), 130);
+    }
+
+    #[test]
+    fn tls_errors_name_their_own_code_through_the_chain() {
+        use crate::tls::{TlsError, TlsFailure};
+        let handshake = TlsError::Handshake {
+            host: "h".into(),
+            failure: TlsFailure::WrongHostName,
+            detail: "NotValidForName".into(),
+        };
+        let wrapped = anyhow::Error::new(handshake).context("the run could not be carried out");
+        assert_eq!(exit_code_for(&wrapped), 3);
+        let unreadable =
+            TlsError::Read { what: "CA file", path: "ca.pem".into(), source: std::io::Error::other("gone") };
+        assert_eq!(exit_code_for(&anyhow::Error::new(unreadable).context("starting")), 2);
     }
 }

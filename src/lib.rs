@@ -12,6 +12,7 @@
 //! - [`report`]: report folders and formats.
 //! - [`runner`]: the scenario runner: shards of clients and publishers, the delivery oracle.
 //! - [`server`]: the bundled reference server (embeddable; `openframe-harness serve`).
+//! - [`tls`]: TLS for server, runner and probe: trust, SNI and ALPN, resumption, failures.
 //! - [`util`]: durations and process statistics.
 //! - [`wire`]: raw RFC 6455 frames and a hand-written upgrade, for the suite and the fuzzer.
 //! - [`cli`], [`commands`], [`error`]: the command line, one module per subcommand, exit codes.
@@ -27,5 +28,6 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod tls;
 pub mod util;
 pub mod wire;

@@ -7,8 +7,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::CheckTargetArgs;
 use crate::error::BadInput;
+use crate::probe::sut::BundledTls;
+use crate::probe::target::TargetError;
 use crate::probe::{Credentials, SutSpec, Target};
 use crate::protocol::jwt::DEFAULT_DEV_SECRET;
+use crate::tls::{ClientTls, ClientTlsOptions, Trust};
+
+/// Printed when certificate verification is off (`--insecure`).
+pub const INSECURE_WARNING: &str = "WARNING: --insecure: the target's TLS certificate is NOT verified; \
+     anything could be answering. Recorded in the report (tls.insecure = true).";
 
 /// The server under test and the credentials for it, from the flags.
 pub fn sut_and_credentials(args: &CheckTargetArgs) -> anyhow::Result<(SutSpec, Credentials)> {
@@ -17,6 +24,9 @@ pub fn sut_and_credentials(args: &CheckTargetArgs) -> anyhow::Result<(SutSpec, C
         Some(path) => Credentials::from_token_file(path).map_err(|e| BadInput(e.to_string()))?,
         None => Credentials::Secret(secret.clone()),
     };
+    if args.tls.insecure {
+        eprintln!("{INSECURE_WARNING}");
+    }
     let sut = match &args.target {
         Some(url) => {
             if !args.faults.is_empty() {
@@ -24,13 +34,35 @@ pub fn sut_and_credentials(args: &CheckTargetArgs) -> anyhow::Result<(SutSpec, C
                     BadInput("--fault applies to the bundled server only, not to --target".into()).into()
                 );
             }
-            SutSpec::External(Target::parse(url).map_err(|e| BadInput(e.to_string()))?)
+            let tls = if url.starts_with("wss://") {
+                let trust = args.tls.ca_cert.clone().map_or(Trust::Platform, Trust::CaFile);
+                Some(ClientTls::new(&ClientTlsOptions { trust, insecure: args.tls.insecure })?)
+            } else {
+                None
+            };
+            let target = Target::parse(url, tls).map_err(|e| match e {
+                TargetError::Invalid(_) => anyhow::Error::new(BadInput(e.to_string())),
+                TargetError::Tls(tls) => anyhow::Error::new(tls),
+            })?;
+            SutSpec::External(target)
         }
         None => {
             crate::server::Faults::parse_all(&args.faults)?;
             let crash = args.faults.iter().any(|f| f.trim() == "crash-on-deep-nesting");
             let child_exe = if args.child_server || crash { Some(std::env::current_exe()?) } else { None };
-            SutSpec::Bundled { faults: args.faults.clone(), secret, child_exe }
+            if args.tls.ca_cert.is_some() {
+                return Err(BadInput(
+                    "--ca-cert is for --target wss://…; the bundled server's generated certificate is trusted already"
+                        .into(),
+                )
+                .into());
+            }
+            let tls = match (args.bundled_tls, args.tls.insecure) {
+                (false, _) => BundledTls::Off,
+                (true, false) => BundledTls::On,
+                (true, true) => BundledTls::Insecure,
+            };
+            SutSpec::Bundled { faults: args.faults.clone(), secret, child_exe, tls }
         }
     };
     Ok((sut, creds))

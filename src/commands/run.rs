@@ -7,6 +7,7 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use super::check::INSECURE_WARNING;
 use crate::cli::{CredentialArgs, RunArgs};
 use crate::error::{BadInput, Outcome};
 use crate::report::files::write_run_folder;
@@ -25,6 +26,15 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
         duration: args.duration,
         jwt_secret: args.credentials.secret.jwt_secret.clone(),
         token_file: token_file(&args.credentials)?,
+        tls: if args.bundled_tls {
+            Some(true)
+        } else if args.no_bundled_tls {
+            Some(false)
+        } else {
+            None
+        },
+        ca_cert: args.tls.ca_cert.clone(),
+        insecure: args.tls.insecure,
     };
     let mut plan = scenario::load(&args.scenario, &overrides)?;
     if let Some(threads) = args.threads {
@@ -59,6 +69,9 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
             plan.seed,
             if workers > 0 { format!(", {workers} worker processes") } else { String::new() }
         );
+    }
+    if plan.tls.insecure && !args.progress_json {
+        eprintln!("{INSECURE_WARNING}");
     }
     let folder = crate::report::folder::create(args.out.as_deref(), &name)
         .context("cannot create the report folder")?;
@@ -182,6 +195,21 @@ pub(super) fn print_summary(report: &RunReport) {
         format_micros(fanout.max),
         fanout.count
     );
+    if report.tls.enabled {
+        let handshake = report.latency_us.get("tls_handshake").copied().unwrap_or_default();
+        let _ = writeln!(
+            err,
+            "  tls: {} handshakes ({} resumed), handshake p50 {}  p99 {}; verification: {}",
+            c.tls_handshakes,
+            c.tls_resumed,
+            format_micros(handshake.p50),
+            format_micros(handshake.p99),
+            report.tls.verification
+        );
+    }
+    if report.tls.insecure {
+        let _ = writeln!(err, "  {INSECURE_WARNING}");
+    }
     for reason in &report.harness.reasons {
         let _ = writeln!(err, "  NOT TRUSTWORTHY: {reason}");
     }

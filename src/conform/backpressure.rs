@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 
 use super::case::{Case, Ctx, Failure, Needs};
 use super::delivery::alert;
-use crate::probe::conn::{is_established, upgrade_request};
+use crate::probe::conn::{is_established, secure, upgrade_request};
 use crate::probe::{Conn, End, Presented, Upgrade};
 use crate::wire::{OutFrame, RawSocket};
 
@@ -49,6 +49,7 @@ async fn tiny_buffer_conn(cx: &Ctx) -> Result<Conn, Failure> {
     socket.connect(&addr.into()).map_err(|e| fail(e.to_string()))?;
     socket.set_nonblocking(true).map_err(|e| fail(e.to_string()))?;
     let stream = TcpStream::from_std(socket.into()).map_err(|e| fail(e.to_string()))?;
+    let stream = secure(stream, &cx.target, cx.answer_wait).await.map_err(|e| fail(e.to_string()))?;
     let request = upgrade_request(&cx.target, &Presented::bearer(&cx.token(false)?));
     let (sock, response) = RawSocket::upgrade(stream, request.as_bytes(), cx.answer_wait)
         .await

@@ -434,7 +434,7 @@ fn http_cases() -> Vec<Case> {
             };
             let auth = format!("Bearer {token}");
             let response = http::request(
-                &cx.target.authority,
+                &cx.target,
                 "POST",
                 "/v1/events",
                 &[("Authorization", &auth), ("Content-Type", "application/json")],

@@ -25,9 +25,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::probe::conn::{PreflightError, preflight};
 use crate::probe::sut::{EMBEDDED_HANDSHAKE_TIMEOUT, SutError};
 use crate::probe::{Credentials, Sut, SutSpec};
 use crate::protocol::timestamp::format_rfc3339_millis;
+use crate::tls::TlsError;
+use crate::wire::WireError;
 use case::{Case, Ctx};
 use report::ConformReport;
 
@@ -73,7 +76,9 @@ pub enum ConformError {
     #[error(transparent)]
     Server(#[from] SutError),
     #[error("target {url} is unreachable: {source}")]
-    Unreachable { url: String, source: std::io::Error },
+    Unreachable { url: String, source: WireError },
+    #[error("target {url}")]
+    Tls { url: String, source: TlsError },
 }
 
 /// Every case, in report order.
@@ -92,13 +97,12 @@ pub fn catalogue(corpus: Result<PathBuf, String>) -> Vec<Case> {
 pub async fn run(plan: ConformPlan, cancel: CancellationToken) -> Result<ConformReport, ConformError> {
     let sut = Sut::start(plan.sut.clone()).await?;
     let target = sut.target.clone();
-    if let Err(source) =
-        tokio::time::timeout(plan.answer_wait, tokio::net::TcpStream::connect(&target.authority))
-            .await
-            .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")))
-    {
+    if let Err(error) = preflight(&target, plan.answer_wait).await {
         sut.stop().await;
-        return Err(ConformError::Unreachable { url: target.url, source });
+        return Err(match error {
+            PreflightError::Unreachable(source) => ConformError::Unreachable { url: target.url, source },
+            PreflightError::Tls(source) => ConformError::Tls { url: target.url, source },
+        });
     }
     let started_at = format_rfc3339_millis(SystemTime::now());
     let started = Instant::now();
@@ -123,13 +127,16 @@ pub async fn run(plan: ConformPlan, cancel: CancellationToken) -> Result<Conform
     }
     let result = runner::run(cases, cx, cancel).await;
     let label = sut.label.clone();
+    let tls = sut.target.tls_summary();
     sut.stop().await;
-    Ok(ConformReport::new(
+    let mut report = ConformReport::new(
         label,
         plan.extensions,
         started_at,
         started.elapsed(),
         result.cases,
         result.interrupted,
-    ))
+    );
+    report.tls = tls;
+    Ok(report)
 }

@@ -164,7 +164,7 @@ pub fn cases() -> Vec<Case> {
 }
 
 async fn get(cx: &Ctx, path: &str) -> Result<http::HttpResponse, Failure> {
-    http::request(&cx.target.authority, "GET", path, &[], "", cx.answer_wait)
+    http::request(&cx.target, "GET", path, &[], "", cx.answer_wait)
         .await
         .map_err(|e| Failure::new(format!("GET {path}"), e.to_string(), "an HTTP response"))
 }

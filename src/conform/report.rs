@@ -104,6 +104,9 @@ pub struct ConformReport {
     pub started_at: String,
     pub duration_s: f64,
     pub summary: Summary,
+    /// How a `wss://` target's TLS was checked (absent for `ws://`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::probe::target::TlsSummary>,
     pub cases: Vec<CaseReport>,
 }
 
@@ -133,6 +136,7 @@ impl ConformReport {
             started_at,
             duration_s: took.as_secs_f64(),
             summary,
+            tls: None,
             cases,
         }
     }
@@ -140,8 +144,9 @@ impl ConformReport {
     /// One line for the terminal.
     pub fn summary_line(&self) -> String {
         format!(
-            "conform {}: {} cases, {} passed, {} failed, {} skipped in {:.2}s{}",
+            "conform {}{}: {} cases, {} passed, {} failed, {} skipped in {:.2}s{}",
             self.target,
+            crate::probe::target::TlsSummary::note(self.tls.as_ref()),
             self.summary.total,
             self.summary.passed,
             self.summary.failed,

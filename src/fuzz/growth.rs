@@ -20,9 +20,9 @@ pub struct Sample {
     pub rss_bytes: Option<f64>,
 }
 
-pub async fn sample(authority: &str, child_rss: Option<u64>, wait: Duration) -> Sample {
+pub async fn sample(target: &crate::probe::Target, child_rss: Option<u64>, wait: Duration) -> Sample {
     let metrics =
-        http::request(authority, "GET", "/metrics", &[], "", wait).await.ok().filter(|r| r.status == 200);
+        http::request(target, "GET", "/metrics", &[], "", wait).await.ok().filter(|r| r.status == 200);
     let text = metrics.map(|r| r.body).unwrap_or_default();
     Sample {
         connections_open: http::metric_value(&text, "openframe_connections_open"),
@@ -63,21 +63,21 @@ pub async fn check(exec: &mut Executor, rss: impl Fn() -> Option<u64>) -> Growth
             publish_scope: false,
         },
     ];
-    let authority = exec.target.authority.clone();
+    let target = exec.target.clone();
     let wait = exec.answer;
     let mut report = GrowthReport::default();
-    report.samples.push(sample(&authority, rss(), wait).await);
+    report.samples.push(sample(&target, rss(), wait).await);
     for round in 0..ROUNDS {
         for i in 0..PER_ROUND {
             exec.run(&cases[(round + i) % cases.len()]).await;
         }
         exec.reset().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        report.samples.push(sample(&authority, rss(), wait).await);
+        report.samples.push(sample(&target, rss(), wait).await);
     }
     // Let closes settle before judging connections.
     for _ in 0..20 {
-        let (first, last) = (report.samples[0], sample(&authority, rss(), wait).await);
+        let (first, last) = (report.samples[0], sample(&target, rss(), wait).await);
         if let (Some(a), Some(b)) = (first.connections_open, last.connections_open)
             && b <= a + 1.0
         {
@@ -85,7 +85,7 @@ pub async fn check(exec: &mut Executor, rss: impl Fn() -> Option<u64>) -> Growth
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let last = sample(&authority, rss(), wait).await;
+    let last = sample(&target, rss(), wait).await;
     report.samples.push(last);
     let first = report.samples[0];
     if let (Some(a), Some(b)) = (first.connections_open, last.connections_open)

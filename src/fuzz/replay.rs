@@ -76,6 +76,7 @@ pub async fn replay(plan: FuzzPlan, file: FindingFile, name: &str) -> Result<Fuz
         .into_iter()
         .collect();
     let label = sut.label.clone();
+    let tls = sut.target.tls_summary();
     sut.stop().await;
     Ok(FuzzReport {
         schema_version: 1,
@@ -90,6 +91,7 @@ pub async fn replay(plan: FuzzPlan, file: FindingFile, name: &str) -> Result<Fuz
         cases_per_s: 1.0 / started.elapsed().as_secs_f64().max(1e-9),
         workers: 1,
         reference: None,
+        tls,
         liveness_probes: 1,
         server_restarts: 0,
         coverage: ran.covered.into_iter().map(|k| (k, 1)).collect(),

@@ -61,6 +61,9 @@ pub struct FuzzReport {
     pub cases_per_s: f64,
     pub workers: usize,
     pub reference: Option<String>,
+    /// How a `wss://` target's TLS was checked (absent for `ws://`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::probe::target::TlsSummary>,
     pub liveness_probes: u64,
     pub server_restarts: u64,
     /// What the cases reached: sent message types, answer types, error codes, close codes.
@@ -76,8 +79,9 @@ pub struct FuzzReport {
 impl FuzzReport {
     pub fn summary_line(&self) -> String {
         format!(
-            "fuzz {} seed {}: {} cases in {:.1}s ({:.0} cases/s), {} finding(s){}",
+            "fuzz {}{} seed {}: {} cases in {:.1}s ({:.0} cases/s), {} finding(s){}",
             self.target,
+            crate::probe::target::TlsSummary::note(self.tls.as_ref()),
             self.seed,
             self.cases,
             self.duration_s,

@@ -20,7 +20,8 @@ use super::generate::{GenConfig, generate};
 use super::model::{Expected, Mismatch, Oracle, expect_message};
 use super::report::{Finding, FuzzReport};
 use super::{canary, growth, shrink};
-use crate::probe::sut::SutError;
+use crate::probe::conn::PreflightError;
+use crate::probe::sut::{BundledTls, SutError};
 use crate::probe::{Credentials, Sut, SutSpec};
 use crate::protocol::jwt::DEFAULT_DEV_SECRET;
 use crate::protocol::timestamp::format_rfc3339_millis;
@@ -82,6 +83,8 @@ pub enum FuzzError {
     Server(#[from] SutError),
     #[error("target {url} is unreachable: {detail}")]
     Unreachable { url: String, detail: String },
+    #[error("target {url}")]
+    Tls { url: String, source: crate::tls::TlsError },
 }
 
 /// What a worker reports.
@@ -123,16 +126,22 @@ pub fn signature(case: &FuzzCase, mismatch: &Mismatch, max_bytes: usize) -> Stri
 
 pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport, FuzzError> {
     let mut sut = Sut::start(plan.sut.clone()).await?;
-    if let Err(e) = tokio::net::TcpStream::connect(&sut.target.authority).await {
+    if let Err(error) =
+        crate::probe::conn::preflight(&sut.target, plan.answer.max(Duration::from_secs(3))).await
+    {
         let url = sut.target.url.clone();
         sut.stop().await;
-        return Err(FuzzError::Unreachable { url, detail: e.to_string() });
+        return Err(match error {
+            PreflightError::Tls(source) => FuzzError::Tls { url, source },
+            PreflightError::Unreachable(e) => FuzzError::Unreachable { url, detail: e.to_string() },
+        });
     }
     let reference = if plan.reference {
         let spec = SutSpec::Bundled {
             faults: Vec::new(),
             secret: plan.creds.secret().unwrap_or(DEFAULT_DEV_SECRET.as_bytes()).to_vec(),
             child_exe: None,
+            tls: BundledTls::Off,
         };
         Some(Sut::start(spec).await?)
     } else {
@@ -389,6 +398,7 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
     }
     grouped.extend(other_findings);
     let label = sut.label.clone();
+    let tls = sut.target.tls_summary();
     sut.stop().await;
     if let Some(r) = reference {
         r.stop().await;
@@ -406,6 +416,7 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
         cases_per_s: cases as f64 / fuzz_time.as_secs_f64().max(1e-9),
         workers,
         reference: plan.reference.then(|| "embedded".to_owned()),
+        tls,
         liveness_probes: probes,
         server_restarts: restarts,
         coverage,

@@ -25,8 +25,14 @@ pub enum LatencyMetric {
     Completion,
     /// `subscription_confirmed` (after a (re)subscribe or reconnect) → first event.
     FirstEvent,
-    /// Start of connect → `connection_established`.
+    /// Start of connect → `connection_established`: the whole of the three below.
     Connect,
+    /// TCP connect (SYN → established).
+    TcpConnect,
+    /// TLS handshake (ClientHello → finished), `wss://` only.
+    TlsHandshake,
+    /// Upgrade request sent → `connection_established` (101 and the first message).
+    Upgrade,
     /// Subscribe sent → `subscription_confirmed`.
     Subscribe,
     /// Publish sent → `publish_ack` (or 202).
@@ -38,11 +44,14 @@ pub enum LatencyMetric {
 }
 
 impl LatencyMetric {
-    pub const ALL: [LatencyMetric; 8] = [
+    pub const ALL: [LatencyMetric; 11] = [
         LatencyMetric::Fanout,
         LatencyMetric::Completion,
         LatencyMetric::FirstEvent,
         LatencyMetric::Connect,
+        LatencyMetric::TcpConnect,
+        LatencyMetric::TlsHandshake,
+        LatencyMetric::Upgrade,
         LatencyMetric::Subscribe,
         LatencyMetric::PublishAck,
         LatencyMetric::PublisherLag,
@@ -55,6 +64,9 @@ impl LatencyMetric {
             LatencyMetric::Completion => "completion",
             LatencyMetric::FirstEvent => "first_event",
             LatencyMetric::Connect => "connect",
+            LatencyMetric::TcpConnect => "tcp_connect",
+            LatencyMetric::TlsHandshake => "tls_handshake",
+            LatencyMetric::Upgrade => "upgrade",
             LatencyMetric::Subscribe => "subscribe",
             LatencyMetric::PublishAck => "publish_ack",
             LatencyMetric::PublisherLag => "publisher_lag",

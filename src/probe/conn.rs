@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use tokio::net::TcpStream;
+
 use super::target::Target;
 use crate::protocol::{ServerMessage, ViolationKind, parse_server_message};
+use crate::tls::ClientStream;
 use crate::wire::{self, OutFrame, RawSocket, Read, UpgradeResponse, WireError, opcode};
 
 /// How the token is presented on the upgrade request.
@@ -145,7 +148,7 @@ impl Observation {
 
 /// A raw, checked connection.
 pub struct Conn {
-    sock: RawSocket,
+    sock: RawSocket<ClientStream>,
     /// Set once the server closed; later reads return at once.
     pub closed: Option<Option<u16>>,
     next_sentinel: u64,
@@ -162,26 +165,28 @@ pub enum Upgrade {
 }
 
 impl Conn {
-    /// Opens a TCP connection to the target and sends the upgrade request.
+    /// Opens a connection to the target (TCP, and TLS for `wss://`) and sends the upgrade request.
     pub async fn open(target: &Target, presented: &Presented, wait: Duration) -> Result<Upgrade, WireError> {
         let request = upgrade_request(target, presented);
-        let (sock, response) = RawSocket::connect(&target.authority, request.as_bytes(), wait).await?;
+        let stream = open_stream(target, wait).await?;
+        let (sock, response) = RawSocket::upgrade(stream, request.as_bytes(), wait).await?;
         Ok(Conn::after_upgrade(sock, response))
     }
 
     /// Wraps a socket whose upgrade response has been read.
-    pub fn after_upgrade(sock: RawSocket, response: UpgradeResponse) -> Upgrade {
+    pub fn after_upgrade(sock: RawSocket<ClientStream>, response: UpgradeResponse) -> Upgrade {
         if response.status != 101 {
             return Upgrade::Refused(response);
         }
         Upgrade::Switched(Conn { sock, closed: None, next_sentinel: 0, partial: None })
     }
 
-    /// Sends frames as given; a failure to write means the server closed (recorded).
+    /// Sends frames as given; `false` when a write failed. A failed write does not end the
+    /// observation: the server may have answered before it closed (a 1009 close arrives while a
+    /// large message over TLS is still being written), so the next read finds out how it closed.
     pub async fn send_frames(&mut self, frames: &[OutFrame]) -> bool {
         for frame in frames {
             if self.sock.send(frame).await.is_err() {
-                self.closed.get_or_insert(None);
                 return false;
             }
         }
@@ -192,12 +197,9 @@ impl Conn {
         self.send_frames(&[OutFrame::text(text)]).await
     }
 
+    /// Sends raw bytes; `false` when the write failed (see [`Conn::send_frames`]).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> bool {
-        if self.sock.send_bytes(bytes).await.is_err() {
-            self.closed.get_or_insert(None);
-            return false;
-        }
-        true
+        self.sock.send_bytes(bytes).await.is_ok()
     }
 
     /// The next message within `wait`: `Ok(message)`, or `Err(end)` when the connection closed
@@ -350,6 +352,45 @@ fn is_sentinel_answer(message: &Received, token: &str) -> bool {
         && (message.id.as_deref() == Some(token)
             || (message.id.is_none()
                 && message.value.get("message").and_then(Value::as_str).is_some_and(|m| m.contains(token))))
+}
+
+/// A byte stream to the target: TCP, and TLS for `wss://`, within `wait` each.
+pub async fn open_stream(target: &Target, wait: Duration) -> Result<ClientStream, WireError> {
+    let tcp = tokio::time::timeout(wait, TcpStream::connect(&target.authority))
+        .await
+        .map_err(|_| WireError::Timeout(wait))?
+        .map_err(|source| WireError::Connect { addr: target.authority.clone(), source })?;
+    let _ = tcp.set_nodelay(true);
+    secure(tcp, target, wait).await
+}
+
+/// Opens one connection (TCP, and the TLS handshake for `wss://`) before any case runs, so an
+/// unreachable target or a TLS failure stops the run as what it is (exit 3) instead of
+/// failing every case.
+pub async fn preflight(target: &Target, wait: Duration) -> Result<(), PreflightError> {
+    match open_stream(target, wait).await {
+        Ok(_) => Ok(()),
+        Err(WireError::Tls(source)) => Err(PreflightError::Tls(source)),
+        Err(other) => Err(PreflightError::Unreachable(other)),
+    }
+}
+
+/// Why [`preflight`] failed.
+#[derive(Debug)]
+pub enum PreflightError {
+    Unreachable(WireError),
+    Tls(crate::tls::TlsError),
+}
+
+/// Runs the target's TLS handshake on a connected socket (nothing for `ws://`).
+pub async fn secure(tcp: TcpStream, target: &Target, wait: Duration) -> Result<ClientStream, WireError> {
+    match &target.tls {
+        None => Ok(ClientStream::Plain(tcp)),
+        Some((tls, name)) => {
+            let (stream, _) = tls.handshake(tcp, name, wait).await?;
+            Ok(ClientStream::from(stream))
+        }
+    }
 }
 
 /// The upgrade request for `presented`.

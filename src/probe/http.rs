@@ -1,10 +1,14 @@
 //! A minimal HTTP/1.1 client for the operations endpoints (`/healthz`, `/metrics`) and
-//! `POST /v1/events`: one request per connection, `Connection: close`, bounded in time and size.
+//! `POST /v1/events`: one request per connection, `Connection: close`, bounded in time and size;
+//! `https://` when the target is `wss://` (same host, port and TLS settings).
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use super::conn::open_stream;
+use super::target::Target;
+use crate::wire::WireError;
 
 /// Largest response body read, in bytes.
 const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
@@ -20,24 +24,29 @@ pub struct HttpResponse {
 pub enum HttpError {
     #[error("HTTP request to {addr}: {source}")]
     Io { addr: String, source: std::io::Error },
+    #[error("HTTP connection to {addr}: {source}")]
+    Connect { addr: String, source: WireError },
     #[error("no HTTP response from {0} in time")]
     Timeout(String),
     #[error("the response from {0} is not HTTP")]
     NotHttp(String),
 }
 
-/// Sends one request to `authority` (`host:port`) and reads the whole response.
+/// Sends one request to the target's host and port and reads the whole response.
 pub async fn request(
-    authority: &str,
+    target: &Target,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
     wait: Duration,
 ) -> Result<HttpResponse, HttpError> {
+    let authority = target.authority.as_str();
     let io = |source| HttpError::Io { addr: authority.to_owned(), source };
     let exchange = async {
-        let mut stream = TcpStream::connect(authority).await.map_err(io)?;
+        let mut stream = open_stream(target, wait)
+            .await
+            .map_err(|source| HttpError::Connect { addr: authority.to_owned(), source })?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()

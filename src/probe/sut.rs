@@ -1,6 +1,8 @@
 //! The server under test: an external URL, the bundled reference server in-process, or the
 //! bundled server as a child process (`serve --addr 127.0.0.1:0`), which is what lets the
-//! harness notice that the server process died and start it again.
+//! harness notice that the server process died and start it again. A bundled server can speak
+//! TLS with a certificate generated at start (PEM files in a temporary folder for a child),
+//! which the checking client trusts.
 //!
 //! It owns the server's lifetime and nothing else; checking is the callers' job.
 
@@ -15,6 +17,7 @@ use tokio::process::{Child, Command};
 
 use super::target::{Target, TargetError};
 use crate::server::{self, Faults, ServerConfig, ServerHandle};
+use crate::tls::{ClientTls, ClientTlsOptions, GeneratedPki};
 
 /// Handshake deadline the harness gives the bundled server it starts, so the slowloris case
 /// finishes in seconds.
@@ -29,7 +32,19 @@ pub enum SutSpec {
         faults: Vec<String>,
         secret: Vec<u8>,
         child_exe: Option<PathBuf>,
+        tls: BundledTls,
     },
+}
+
+/// Whether a bundled server speaks TLS, and whether its client checks the certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BundledTls {
+    #[default]
+    Off,
+    /// TLS with a generated certificate that the client verifies against the generated CA.
+    On,
+    /// TLS, and the client skips verification (`--insecure`).
+    Insecure,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +59,10 @@ pub enum SutError {
     NoAddress(String),
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error("TLS for the bundled server")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("writing the generated certificate to {0}: {1}")]
+    PemFiles(String, std::io::Error),
 }
 
 /// A running server under test.
@@ -64,6 +83,8 @@ enum Kind {
 struct ChildServer {
     child: Child,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// The generated certificate's PEM files, removed when the server stops.
+    pem_dir: Option<PathBuf>,
 }
 
 impl Sut {
@@ -72,21 +93,27 @@ impl Sut {
             SutSpec::External(target) => {
                 Ok(Sut { target: target.clone(), label: target.url.clone(), kind: Kind::External, spec })
             }
-            SutSpec::Bundled { faults, secret, child_exe: None } => {
+            SutSpec::Bundled { faults, secret, child_exe: None, tls } => {
+                let pki = generate(*tls)?;
                 let config = ServerConfig {
                     jwt_secret: secret.clone(),
                     handshake_timeout: EMBEDDED_HANDSHAKE_TIMEOUT,
                     faults: Faults::parse_all(faults)?,
+                    tls: pki.as_ref().map(GeneratedPki::server_tls).transpose()?,
                     ..ServerConfig::default()
                 };
                 let handle = server::start(([127, 0, 0, 1], 0).into(), config).await?;
-                let target = Target::parse(&handle.ws_url())?;
-                Ok(Sut { target, label: "embedded".into(), kind: Kind::Embedded(handle), spec })
+                let target = Target::parse(&handle.ws_url(), client_tls(*tls, pki.as_ref())?)?;
+                let label = format!("embedded{}", tls.label());
+                Ok(Sut { target, label, kind: Kind::Embedded(handle), spec })
             }
-            SutSpec::Bundled { faults, secret, child_exe: Some(exe) } => {
+            SutSpec::Bundled { faults, secret, child_exe: Some(exe), tls } => {
                 Faults::parse_all(faults)?;
-                let (child, target) = spawn_child(exe, faults, secret).await?;
-                Ok(Sut { target, label: "embedded (child process)".into(), kind: Kind::Child(child), spec })
+                let pki = generate(*tls)?;
+                let (child, url) = spawn_child(exe, faults, secret, pki.as_ref()).await?;
+                let target = Target::parse(&url, client_tls(*tls, pki.as_ref())?)?;
+                let label = format!("embedded (child process){}", tls.label());
+                Ok(Sut { target, label, kind: Kind::Child(child), spec })
             }
         }
     }
@@ -143,15 +170,53 @@ async fn stop_kind(kind: Kind) {
         Kind::Child(mut child) => {
             let _ = child.child.start_kill();
             let _ = tokio::time::timeout(Duration::from_secs(5), child.child.wait()).await;
+            if let Some(dir) = child.pem_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
+}
+
+impl BundledTls {
+    fn label(self) -> &'static str {
+        match self {
+            BundledTls::Off => "",
+            BundledTls::On => " over TLS",
+            BundledTls::Insecure => " over TLS (certificate not verified: --insecure)",
+        }
+    }
+}
+
+fn generate(tls: BundledTls) -> Result<Option<GeneratedPki>, SutError> {
+    Ok(if tls == BundledTls::Off { None } else { Some(GeneratedPki::new()?) })
+}
+
+/// The checking client's TLS: trusts the generated CA, or nothing is verified.
+fn client_tls(tls: BundledTls, pki: Option<&GeneratedPki>) -> Result<Option<ClientTls>, SutError> {
+    let Some(pki) = pki else { return Ok(None) };
+    let options = ClientTlsOptions { trust: pki.trust(), insecure: tls == BundledTls::Insecure };
+    Ok(Some(ClientTls::new(&options)?))
 }
 
 async fn spawn_child(
     exe: &PathBuf,
     faults: &[String],
     secret: &[u8],
-) -> Result<(ChildServer, Target), SutError> {
+    pki: Option<&GeneratedPki>,
+) -> Result<(ChildServer, String), SutError> {
+    let pem_dir = match pki {
+        Some(pki) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos();
+            let dir = std::env::temp_dir().join(format!("openframe-tls-{}-{nanos}", std::process::id()));
+            let files =
+                pki.write_pem_files(&dir).map_err(|e| SutError::PemFiles(dir.display().to_string(), e))?;
+            Some((dir, files))
+        }
+        None => None,
+    };
     let mut command = Command::new(exe);
     command
         .args(["serve", "--addr", "127.0.0.1:0", "--handshake-timeout", "2s"])
@@ -163,6 +228,9 @@ async fn spawn_child(
     for fault in faults {
         command.args(["--fault", fault]);
     }
+    if let Some((_, files)) = &pem_dir {
+        command.arg("--tls-cert").arg(&files.cert).arg("--tls-key").arg(&files.key);
+    }
     let mut child =
         command.spawn().map_err(|source| SutError::Spawn { exe: exe.display().to_string(), source })?;
     let stderr = child.stderr.take().ok_or_else(|| SutError::NoAddress("no stderr".into()))?;
@@ -170,7 +238,7 @@ async fn spawn_child(
     let mut seen = Vec::new();
     let url = tokio::time::timeout(Duration::from_secs(10), async {
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(at) = line.find("ws://") {
+            if let Some(at) = line.find("wss://").or_else(|| line.find("ws://")) {
                 return Some(line[at..].trim().to_owned());
             }
             seen.push(line);
@@ -193,5 +261,5 @@ async fn spawn_child(
             }
         }
     });
-    Ok((ChildServer { child, stderr_tail: tail }, Target::parse(&url)?))
+    Ok((ChildServer { child, stderr_tail: tail, pem_dir: pem_dir.map(|(dir, _)| dir) }, url))
 }

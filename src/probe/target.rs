@@ -1,5 +1,6 @@
-//! What `conform` and `fuzz` talk to: a `ws://` URL split into what the raw client needs, and
-//! the credentials for it (a secret to mint any token, or a file of ready-made tokens).
+//! What `conform` and `fuzz` talk to: a `ws://` or `wss://` URL split into what the raw client
+//! needs (with the TLS settings for `wss://`), and the credentials for it (a secret to mint any
+//! token, or a file of ready-made tokens).
 //!
 //! It must not open connections; [`super::conn`] does.
 
@@ -8,38 +9,66 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use rustls::pki_types::ServerName;
+
 use crate::protocol::jwt::{self, Claims};
+use crate::tls::client::server_name;
+use crate::tls::{ClientTls, ClientTlsOptions, TlsError};
 
 /// A WebSocket endpoint, as the raw client needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `ws://host:port/path?query`, as given.
+    /// `ws://host:port/path?query` or `wss://…`, as given.
     pub url: String,
     /// `host:port` to connect to and to send as `Host`.
     pub authority: String,
+    /// For `wss://`: the TLS settings and the name the certificate must be valid for (the SNI).
+    pub tls: Option<(ClientTls, ServerName<'static>)>,
     /// The request path, `/v1/ws` unless the URL says otherwise.
     pub path: String,
     /// The URL's query string, without `?`.
     pub query: Option<String>,
 }
 
+/// How a `wss://` target was checked, for the `conform` and `fuzz` reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TlsSummary {
+    /// How the server's certificate was checked.
+    pub verification: String,
+    /// Certificate verification was off (`--insecure`).
+    pub insecure: bool,
+    /// The SNI sent (empty for an IP address).
+    pub server_name: String,
+}
+
+impl TlsSummary {
+    /// A note for a summary line: loud when nothing was verified.
+    pub fn note(summary: Option<&TlsSummary>) -> &'static str {
+        match summary {
+            Some(s) if s.insecure => " [TLS certificate NOT verified: --insecure]",
+            Some(_) => " [TLS]",
+            None => "",
+        }
+    }
+}
+
 /// A `--target` that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("invalid target {0:?}: expected ws://HOST:PORT/PATH")]
+    #[error("invalid target {0:?}: expected ws://HOST:PORT/PATH or wss://HOST:PORT/PATH")]
     Invalid(String),
-    #[error(
-        "target {0:?}: wss:// is not supported by conform and fuzz yet (they write raw frames on plain TCP)"
-    )]
-    TlsUnsupported(String),
+    #[error("the TLS settings for the target")]
+    Tls(#[from] TlsError),
 }
 
 impl Target {
-    pub fn parse(url: &str) -> Result<Target, TargetError> {
-        let rest = if let Some(rest) = url.strip_prefix("ws://") {
-            rest
-        } else if url.starts_with("wss://") {
-            return Err(TargetError::TlsUnsupported(url.to_owned()));
+    /// Parses a `ws://` or `wss://` URL; a `wss://` one uses `tls` (the platform's roots when
+    /// `None`), a `ws://` one ignores it.
+    pub fn parse(url: &str, tls: Option<ClientTls>) -> Result<Target, TargetError> {
+        let (rest, secure) = if let Some(rest) = url.strip_prefix("ws://") {
+            (rest, false)
+        } else if let Some(rest) = url.strip_prefix("wss://") {
+            (rest, true)
         } else {
             return Err(TargetError::Invalid(url.to_owned()));
         };
@@ -50,16 +79,39 @@ impl Target {
         if authority.is_empty() || authority.contains(char::is_whitespace) {
             return Err(TargetError::Invalid(url.to_owned()));
         }
-        let authority = if authority.contains(':') && !authority.ends_with(']') {
+        let has_port = authority.rsplit_once(':').is_some_and(|(_, port)| !port.ends_with(']'));
+        let authority = if has_port {
             authority.to_owned()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if secure { 443 } else { 80 })
         };
         let (path, query) = match path_query.split_once('?') {
             Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
             None => (path_query.to_owned(), None),
         };
-        Ok(Target { url: url.to_owned(), authority, path, query })
+        let tls = if secure {
+            let host = authority.rsplit_once(':').map_or(authority.as_str(), |(host, _)| host);
+            let client = match tls {
+                Some(client) => client,
+                None => ClientTls::new(&ClientTlsOptions::default())?,
+            };
+            Some((client, server_name(host)?))
+        } else {
+            None
+        };
+        Ok(Target { url: url.to_owned(), authority, tls, path, query })
+    }
+
+    /// What the reports say about the target's TLS (`None` for `ws://`).
+    pub fn tls_summary(&self) -> Option<TlsSummary> {
+        self.tls.as_ref().map(|(client, name)| TlsSummary {
+            verification: client.verification().to_owned(),
+            insecure: client.insecure(),
+            server_name: match name {
+                ServerName::DnsName(name) => name.as_ref().to_owned(),
+                _ => String::new(),
+            },
+        })
     }
 
     /// The request target for the upgrade, with `extra_query` (already encoded) appended.
@@ -161,16 +213,29 @@ mod tests {
 
     #[test]
     fn parses_ws_urls_with_and_without_path() {
-        let t = Target::parse("ws://127.0.0.1:9000/v1/ws?x=1").unwrap();
+        let t = Target::parse("ws://127.0.0.1:9000/v1/ws?x=1", None).unwrap();
         assert_eq!(
             (t.authority.as_str(), t.path.as_str(), t.query.as_deref()),
             ("127.0.0.1:9000", "/v1/ws", Some("x=1"))
         );
         assert_eq!(t.request_path(Some("access_token=a")), "/v1/ws?x=1&access_token=a");
-        let t = Target::parse("ws://localhost").unwrap();
+        let t = Target::parse("ws://localhost", None).unwrap();
         assert_eq!((t.authority.as_str(), t.path.as_str()), ("localhost:80", "/v1/ws"));
-        assert!(matches!(Target::parse("wss://h/v1/ws"), Err(TargetError::TlsUnsupported(_))));
-        assert!(matches!(Target::parse("http://h"), Err(TargetError::Invalid(_))));
+        assert!(t.tls.is_none());
+        assert!(matches!(Target::parse("http://h", None), Err(TargetError::Invalid(_))));
+    }
+
+    #[test]
+    fn wss_urls_carry_their_tls_settings_and_server_name() {
+        let pki = crate::tls::GeneratedPki::new().unwrap();
+        let tls = ClientTls::new(&ClientTlsOptions { trust: pki.trust(), insecure: false }).unwrap();
+        let t = Target::parse("wss://api.openframe.io/v1/ws", Some(tls.clone())).unwrap();
+        assert_eq!(t.authority, "api.openframe.io:443");
+        let (client, name) = t.tls.unwrap();
+        assert_eq!((client, name.to_str().as_ref()), (tls.clone(), "api.openframe.io"));
+        let t = Target::parse("wss://[::1]:8443/v1/ws", Some(tls)).unwrap();
+        assert_eq!(t.authority, "[::1]:8443");
+        assert!(matches!(t.tls.unwrap().1, ServerName::IpAddress(_)));
     }
 
     #[test]

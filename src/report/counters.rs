@@ -64,6 +64,8 @@ pub const COUNTERS: &[(&str, CounterKind, &str)] = &[
     ("resubscribes", CounterKind::Volume, "unsubscribe + subscribe cycles made by churn"),
     ("auth_unexpected_rejections", CounterKind::Failure, "valid tokens the target refused"),
     ("auth_accepted_invalid", CounterKind::Failure, "invalid tokens the target accepted"),
+    ("tls_handshakes", CounterKind::Volume, "TLS handshakes the clients completed (wss:// targets)"),
+    ("tls_resumed", CounterKind::Volume, "of those, handshakes that resumed an earlier session"),
 ];
 
 /// The kind of counter `name` (`Context` for a name this table does not know).

@@ -12,6 +12,9 @@ pub const LATENCY_ROWS: &[(&str, &str)] = &[
     ("completion", "fan-out completion (publish → last subscriber)"),
     ("first_event", "first event after (re)subscribe"),
     ("connect", "connect (→ connection_established)"),
+    ("tcp_connect", "  TCP connect"),
+    ("tls_handshake", "  TLS handshake"),
+    ("upgrade", "  upgrade (→ connection_established)"),
     ("subscribe", "subscribe (→ subscription_confirmed)"),
     ("publish_ack", "publish → ack"),
 ];
@@ -42,6 +45,22 @@ pub fn write_md<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
     )?;
     for reason in &report.harness.reasons {
         writeln!(w, "\n> **Measurements not trustworthy:** {reason}")?;
+    }
+    let tls = &report.tls;
+    if tls.insecure {
+        writeln!(w, "\n> **INSECURE:** the target's TLS certificate was not verified (`--insecure`).")?;
+    }
+    if tls.enabled {
+        writeln!(
+            w,
+            "\n**TLS:** {} handshakes, {} resumed ({:.1} %); verification: {}; SNI `{}`; ALPN {}.",
+            report.counters.tls_handshakes,
+            report.counters.tls_resumed,
+            tls.resumed_percent,
+            tls.verification,
+            tls.server_name,
+            tls.alpn.join(", ")
+        )?;
     }
     if !report.gates.is_empty() {
         writeln!(w, "\n| gate | observed | |\n|---|---|---|")?;

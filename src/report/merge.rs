@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{GroupReport, Interval, LatencySummary, RunReport};
+use super::model::{GroupReport, Interval, LatencySummary, RunReport, TlsReport};
 use crate::metrics::histogram::{self, Latency, decode, encode, summarize};
 use crate::scenario::gates::{Gate, apply_gates};
 
@@ -37,6 +37,8 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
     merged.target = first.target.clone();
     merged.seed = first.seed;
     merged.environment = first.environment.clone();
+    merged.tls = first.tls.clone();
+    merged.tls.insecure = reports.iter().any(|r| r.tls.insecure);
     merged.scenario_source = first.scenario_source.clone();
     merged.interrupted = reports.iter().any(|r| r.interrupted);
     merged.valid = reports.iter().all(|r| r.valid);
@@ -75,6 +77,8 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
     merged.throughput.insert("events_delivered_per_s".into(), per_s(c.events_delivered as f64));
     merged.throughput.insert("connections_per_s".into(), per_s(c.connections_opened as f64));
     merged.throughput.insert("bytes_received_per_s".into(), per_s(merged.harness.bytes_received as f64));
+    merged.throughput.insert("tls_handshakes_per_s".into(), per_s(c.tls_handshakes as f64));
+    merged.tls.resumed_percent = TlsReport::resumed_percent(&c);
     let gates = first
         .gates
         .iter()

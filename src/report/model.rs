@@ -83,6 +83,10 @@ counters! {
     auth_unexpected_rejections,
     /// Invalid tokens the target accepted.
     auth_accepted_invalid,
+    /// TLS handshakes completed by the harness's clients and publishers (`wss://`).
+    tls_handshakes,
+    /// Of those, abbreviated handshakes that resumed the client's earlier session.
+    tls_resumed,
 }
 
 /// A latency distribution, in microseconds.
@@ -171,6 +175,38 @@ pub struct Environment {
     pub command: String,
 }
 
+/// How the run's clients spoke TLS (`wss://`); `enabled` is false for a plain target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsReport {
+    pub enabled: bool,
+    /// How the server's certificate was checked: platform roots, a CA file, the bundled
+    /// server's generated CA, or not at all.
+    pub verification: String,
+    /// Certificate verification was switched off (`--insecure`): the figures are real, but
+    /// nothing proved the target was the server it claimed to be.
+    pub insecure: bool,
+    /// The SNI sent (empty for an IP address, which browsers do not send).
+    pub server_name: String,
+    /// The ALPN protocols offered.
+    pub alpn: Vec<String>,
+    /// How sessions are resumed on reconnect.
+    pub resumption: String,
+    /// `counters.tls_resumed / counters.tls_handshakes`, in percent.
+    pub resumed_percent: f64,
+}
+
+impl TlsReport {
+    /// The share of handshakes that resumed a session, in percent.
+    pub fn resumed_percent(counters: &Counters) -> f64 {
+        if counters.tls_handshakes == 0 {
+            0.0
+        } else {
+            counters.tls_resumed as f64 * 100.0 / counters.tls_handshakes as f64
+        }
+    }
+}
+
 /// Per client group: how it fared.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -229,6 +265,8 @@ pub struct RunReport {
     pub samples: Vec<Sample>,
     #[serde(default)]
     pub environment: Environment,
+    #[serde(default)]
+    pub tls: TlsReport,
     /// The scenario file as it was run.
     #[serde(default)]
     pub scenario_source: String,
@@ -267,14 +305,20 @@ impl RunReport {
             violations: BTreeMap::new(),
             samples: Vec::new(),
             environment: Environment::default(),
+            tls: TlsReport::default(),
             scenario_source: String::new(),
         }
     }
 }
 
 /// The rates a run reports under `throughput`.
-pub const THROUGHPUT_KEYS: &[&str] =
-    &["events_published_per_s", "events_delivered_per_s", "connections_per_s", "bytes_received_per_s"];
+pub const THROUGHPUT_KEYS: &[&str] = &[
+    "events_published_per_s",
+    "events_delivered_per_s",
+    "connections_per_s",
+    "bytes_received_per_s",
+    "tls_handshakes_per_s",
+];
 
 #[cfg(test)]
 mod tests {
@@ -286,7 +330,7 @@ mod tests {
         let b = Counters { events_missing: 3, auth_accepted_invalid: 4, ..Counters::default() };
         a += &b;
         assert_eq!((a.events_missing, a.foreign_events, a.auth_accepted_invalid), (4, 2, 4));
-        assert_eq!(a.iter().count(), 24);
+        assert_eq!(a.iter().count(), 26);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::connect::WsStream;
+use super::connect::{Connected, WsStream};
 use super::content::{mix64, read_tag};
 use super::context::{GroupRuntime, ShardCtx};
 use super::oracle::{ConnectionOracle, Judgement, Phase};
@@ -45,6 +45,7 @@ pub async fn run(ctx: Rc<ShardCtx>, group: usize, index: u64) {
     let g = &run.groups[group];
     let mut rng = ChaCha8Rng::seed_from_u64(mix64(run.plan.seed, group as u32, index));
     let subject = format!("{}-{index}", g.plan.name);
+    let session = run.connector.session();
     let mut connections = 0u64;
     // Spreads every client of the run over the connector's source addresses.
     let source_index = run.groups[..group].iter().map(|g| g.plan.count).sum::<u64>() + index;
@@ -57,10 +58,13 @@ pub async fn run(ctx: Rc<ShardCtx>, group: usize, index: u64) {
         let receive_buffer = g.plan.stall.and_then(|s| s.socket_buffer_bytes);
         let connected = tokio::select! {
             _ = run.stop.cancelled() => return,
-            connected = run.connector.connect(token.as_deref(), g.plan.token_in_query, receive_buffer, source_index) => connected,
+            connected = run.connector.connect(&session, token.as_deref(), g.plan.token_in_query, receive_buffer, source_index) => connected,
         };
-        let mut ws = match connected {
-            Ok(ws) => ws,
+        let (mut ws, timings) = match connected {
+            Ok(Connected { ws, timings }) => {
+                timings.record(&mut ctx.stats.borrow_mut(), group);
+                (ws, timings)
+            }
             Err(error) => {
                 ctx.stats.borrow_mut().counters[group].connections_failed += 1;
                 ctx.sample("connection_failed", error.to_string(), "", &g.plan.name);
@@ -72,7 +76,7 @@ pub async fn run(ctx: Rc<ShardCtx>, group: usize, index: u64) {
         };
         connections += 1;
         let end = if g.plan.credential.is_valid() {
-            match await_established(&ctx, g, &mut ws, started).await {
+            match await_established(&ctx, g, &mut ws, started, timings.upgrade_started).await {
                 Some(()) => Session::new(&ctx, g, &mut rng, connections > 1).run(&mut ws).await,
                 None => End::Cut,
             }
@@ -116,12 +120,13 @@ fn random_between(rng: &mut ChaCha8Rng, low: Duration, high: Duration) -> Durati
     }
 }
 
-/// Waits for `connection_established`; records the connect latency.
+/// Waits for `connection_established`; records the connect latency (and its upgrade part).
 async fn await_established(
     ctx: &ShardCtx,
     g: &GroupRuntime,
     ws: &mut WsStream,
     started: Instant,
+    upgrade_started: Instant,
 ) -> Option<()> {
     let group = g.index;
     let first = tokio::time::timeout(ANSWER_TIMEOUT, next_text(ws)).await.ok().flatten();
@@ -136,6 +141,7 @@ async fn await_established(
     match parse_server_message(&text) {
         Ok(ServerMessage::ConnectionEstablished { .. }) => {
             stats.histograms.record(LatencyMetric::Connect, started.elapsed().as_micros() as u64);
+            stats.histograms.record(LatencyMetric::Upgrade, upgrade_started.elapsed().as_micros() as u64);
             stats.clients_connected += 1;
             Some(())
         }

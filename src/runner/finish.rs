@@ -8,7 +8,7 @@ use crate::metrics::LatencyMetric;
 use crate::metrics::aggregator::Totals;
 use crate::metrics::histogram::{encode, summarize};
 use crate::protocol::timestamp::format_rfc3339_millis;
-use crate::report::model::{Environment, GroupReport, HarnessReport, RunReport};
+use crate::report::model::{Counters, Environment, GroupReport, HarnessReport, RunReport, TlsReport};
 use crate::scenario::gates::apply_gates;
 use crate::util::duration::format_duration;
 use crate::util::process;
@@ -53,6 +53,8 @@ pub fn report(run: &RunShared, mut totals: Totals, usage: Usage, interrupted: bo
     report.throughput.insert("events_delivered_per_s".into(), per_s(counters.events_delivered));
     report.throughput.insert("connections_per_s".into(), per_s(counters.connections_opened));
     report.throughput.insert("bytes_received_per_s".into(), per_s(totals.bytes_received));
+    report.throughput.insert("tls_handshakes_per_s".into(), per_s(counters.tls_handshakes));
+    report.tls = tls_report(run, &counters);
     report.harness = harness_report(run, &totals, usage, counters.events_delivered);
     report.valid = !report.harness.overloaded;
     report.groups = plan
@@ -103,6 +105,23 @@ pub fn report(run: &RunShared, mut totals: Totals, usage: Usage, interrupted: bo
     report.scenario_source = plan.source.clone();
     apply_gates(&mut report, &plan.gates);
     report
+}
+
+/// How the clients spoke TLS, when they did.
+fn tls_report(run: &RunShared, counters: &Counters) -> TlsReport {
+    let connector = &run.connector;
+    let Some(tls) = connector.tls().filter(|_| connector.is_tls()) else { return TlsReport::default() };
+    TlsReport {
+        enabled: true,
+        verification: tls.verification().to_owned(),
+        insecure: tls.insecure(),
+        server_name: connector.sni(),
+        alpn: vec![String::from_utf8_lossy(crate::tls::ALPN_HTTP1).into_owned()],
+        resumption: "per client: a client resumes its own earlier session when it reconnects, if the \
+                     server offered a ticket or session id"
+            .to_owned(),
+        resumed_percent: TlsReport::resumed_percent(counters),
+    }
 }
 
 /// Per event: from its intended time to its last receipt anywhere.

@@ -48,13 +48,16 @@ use crate::report::model::RunReport;
 use crate::scenario::Plan;
 use crate::scenario::plan::TargetPlan;
 use crate::server::{self, ServerConfig, ServerHandle};
+use crate::tls::{ClientTls, ClientTlsOptions, GeneratedPki, TlsError, Trust};
 use crate::util::process;
 
 /// Why a run could not be carried out (exit code 3).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("target {target} is unreachable: {source}")]
+    #[error("target {target} is unreachable")]
     Unreachable { target: String, source: ConnectError },
+    #[error("target {target}")]
+    Tls { target: String, source: TlsError },
     #[error("cannot start the bundled server: {0}")]
     EmbeddedServer(#[from] server::ServerError),
     #[error("preflight: {0}")]
@@ -113,14 +116,29 @@ pub struct RunOptions {
 pub async fn run(plan: Plan, options: RunOptions) -> Result<RunReport, RunError> {
     let embedded = start_embedded(&plan).await?;
     let result = run_against(plan, options, embedded.as_ref()).await;
-    if let Some(server) = embedded {
-        server.shutdown().await;
+    if let Some(embedded) = embedded {
+        embedded.server.shutdown().await;
     }
     result
 }
 
-async fn start_embedded(plan: &Plan) -> Result<Option<ServerHandle>, RunError> {
-    let TargetPlan::Embedded { faults, queue, socket_send_buffer } = &plan.target else { return Ok(None) };
+/// The bundled server of a run, and the PKI generated for it when it speaks TLS.
+#[derive(Debug)]
+pub(crate) struct EmbeddedServer {
+    pub server: ServerHandle,
+    pub pki: Option<GeneratedPki>,
+}
+
+async fn start_embedded(plan: &Plan) -> Result<Option<EmbeddedServer>, RunError> {
+    let TargetPlan::Embedded { faults, queue, socket_send_buffer, tls } = &plan.target else {
+        return Ok(None);
+    };
+    let pki =
+        if *tls { Some(GeneratedPki::new().map_err(|source| tls_error("embedded", source))?) } else { None };
+    let server_tls = match &pki {
+        Some(pki) => Some(pki.server_tls().map_err(|source| tls_error("embedded", source))?),
+        None => None,
+    };
     let config = ServerConfig {
         jwt_secret: match &plan.credentials {
             crate::scenario::plan::CredentialSource::Secret(secret) => secret.clone(),
@@ -129,32 +147,64 @@ async fn start_embedded(plan: &Plan) -> Result<Option<ServerHandle>, RunError> {
         faults: faults.clone(),
         outbound_queue: queue.unwrap_or(ServerConfig::default().outbound_queue),
         socket_send_buffer: *socket_send_buffer,
+        tls: server_tls,
         ..ServerConfig::default()
     };
-    Ok(Some(server::start("127.0.0.1:0".parse().expect("a valid address"), config).await?))
+    let server = server::start("127.0.0.1:0".parse().expect("a valid address"), config).await?;
+    Ok(Some(EmbeddedServer { server, pki }))
+}
+
+fn tls_error(target: &str, source: TlsError) -> RunError {
+    RunError::Tls { target: target.to_owned(), source }
+}
+
+/// The clients' TLS settings: `None` when neither the WebSocket nor the HTTP URL uses TLS. The
+/// bundled server's generated CA is trusted; otherwise `ca_cert`, or the platform's roots.
+pub(crate) fn client_tls(
+    plan: &Plan,
+    embedded: Option<&EmbeddedServer>,
+    ws_url: &str,
+    http_url: &str,
+) -> Result<Option<ClientTls>, RunError> {
+    if !(ws_url.starts_with("wss://") || http_url.starts_with("https://")) {
+        return Ok(None);
+    }
+    let trust = match (embedded.and_then(|e| e.pki.as_ref()), &plan.tls.ca_cert) {
+        (Some(pki), _) => pki.trust(),
+        (None, Some(path)) => Trust::CaFile(path.clone()),
+        (None, None) => Trust::Platform,
+    };
+    let options = ClientTlsOptions { trust, insecure: plan.tls.insecure };
+    ClientTls::new(&options).map(Some).map_err(|source| tls_error(ws_url, source))
 }
 
 async fn run_against(
     plan: Plan,
     options: RunOptions,
-    embedded: Option<&ServerHandle>,
+    embedded: Option<&EmbeddedServer>,
 ) -> Result<RunReport, RunError> {
     let shard = options.shard.map(|s| (s.index, s.count));
     let sources = preflight::for_this_process(&plan, &preflight::Machine::read(), shard)
         .map_err(|e| RunError::Preflight(e.0))?;
     let (ws_url, http_url) = match (&plan.target, embedded) {
         (TargetPlan::External { ws_url, http_url }, _) => (ws_url.clone(), http_url.clone()),
-        (TargetPlan::Embedded { .. }, Some(server)) => (server.ws_url(), server.http_url()),
+        (TargetPlan::Embedded { .. }, Some(e)) => (e.server.ws_url(), e.server.http_url()),
         (TargetPlan::Embedded { .. }, None) => {
             unreachable!("the bundled server is started for an embedded target")
         }
     };
-    let unreachable = |source| RunError::Unreachable { target: ws_url.clone(), source };
-    let connector = Connector::new(&ws_url, plan.harness.connect_timeout)
+    let tls = client_tls(&plan, embedded, &ws_url, &http_url)?;
+    let unreachable = |source| match source {
+        ConnectError::Tls(source) => RunError::Tls { target: ws_url.clone(), source },
+        source => RunError::Unreachable { target: ws_url.clone(), source },
+    };
+    let connector = Connector::new(&ws_url, plan.harness.connect_timeout, tls)
         .await
         .map_err(unreachable)?
         .with_sources(sources);
-    connector.tcp(None, 0).await.map_err(unreachable)?;
+    // TCP, and for wss:// the TLS handshake: a certificate the clients would refuse stops the
+    // run here, as what it is (exit 3), instead of as thousands of failed connections.
+    connector.open(&connector.session(), None, 0).await.map_err(unreachable)?;
 
     let clock = RunClock::new();
     // Give the shards a moment to start before the first client is due.

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::connect::WsStream;
+use super::connect::{ClientSession, Connected, WsStream};
 use super::context::ShardCtx;
 use crate::metrics::LatencyMetric;
 use crate::protocol::client::publish_json;
@@ -99,13 +99,15 @@ fn record_send(ctx: &ShardCtx, intended_us: u64) {
 
 async fn connect_websocket(ctx: &ShardCtx, p: usize) -> Option<WsStream> {
     let token = publisher_token(ctx, p);
+    let session = ctx.run.connector.session();
     loop {
         let attempt = tokio::select! {
             _ = ctx.run.stop.cancelled() => return None,
-            attempt = ctx.run.connector.connect(token.as_deref(), false, None, p as u64) => attempt,
+            attempt = ctx.run.connector.connect(&session, token.as_deref(), false, None, p as u64) => attempt,
         };
         match attempt {
-            Ok(mut ws) => {
+            Ok(Connected { mut ws, timings }) => {
+                timings.record(&mut ctx.stats.borrow_mut(), ctx.publisher_slot());
                 let first = tokio::time::timeout(ANSWER_TIMEOUT, ws.next()).await.ok().flatten();
                 let text = match first {
                     Some(Ok(Message::Text(text))) => text,
@@ -215,12 +217,9 @@ struct HttpPublish {
 }
 
 impl HttpPublish {
-    async fn open(ctx: &ShardCtx, p: usize) -> Option<HttpPublish> {
-        let (authority, base_path) = split_http_url(&ctx.run.http_url)?;
-        let addr = tokio::net::lookup_host(authority.as_str()).await.ok()?.next()?;
-        let stream =
-            tokio::time::timeout(ANSWER_TIMEOUT, tokio::net::TcpStream::connect(addr)).await.ok()?.ok()?;
-        let _ = stream.set_nodelay(true);
+    async fn open(ctx: &ShardCtx, p: usize, session: &ClientSession) -> Option<HttpPublish> {
+        let (authority, base_path, secure) = split_http_url(&ctx.run.http_url)?;
+        let stream = ctx.run.connector.open_http(session, &authority, secure).await.ok()?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.ok()?;
         tokio::task::spawn_local(connection);
         let token = publisher_token(ctx, p).unwrap_or_default();
@@ -251,12 +250,17 @@ impl HttpPublish {
     }
 }
 
-/// `http://host:port/prefix` → (`host:port`, `/prefix`).
-fn split_http_url(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("http://")?;
+/// `http://host:port/prefix` → (`host:port`, `/prefix`, false); `https://` → (…, true).
+fn split_http_url(url: &str) -> Option<(String, String, bool)> {
+    let (rest, secure) = match url.strip_prefix("https://") {
+        Some(rest) => (rest, true),
+        None => (url.strip_prefix("http://")?, false),
+    };
     let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    let authority = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
-    Some((authority, format!("/{path}")))
+    let port = if secure { 443 } else { 80 };
+    let authority =
+        if authority.contains(':') { authority.to_owned() } else { format!("{authority}:{port}") };
+    Some((authority, format!("/{path}"), secure))
 }
 
 async fn publish_over_http(ctx: &ShardCtx, p: usize) {
@@ -264,6 +268,7 @@ async fn publish_over_http(ctx: &ShardCtx, p: usize) {
     let schedule = run.schedules[p];
     let content = &run.contents[p];
     let mut connection = None;
+    let session = ctx.run.connector.session();
     let mut in_flight = InFlight { p, sent: VecDeque::new() };
     for seq in 0..schedule.events {
         let intended_us = schedule.time_of(seq);
@@ -272,7 +277,7 @@ async fn publish_over_http(ctx: &ShardCtx, p: usize) {
             _ = sleep_until(run.clock.instant_at(intended_us).into()) => {}
         }
         if connection.is_none() {
-            connection = HttpPublish::open(ctx, p).await;
+            connection = HttpPublish::open(ctx, p, &session).await;
             if connection.is_none() {
                 ctx.stats.borrow_mut().counters[ctx.publisher_slot()].connections_failed += 1;
                 ctx.sample("connection_failed", format!("cannot open {}", run.http_url), "", "publishers");
@@ -324,8 +329,12 @@ mod tests {
 
     #[test]
     fn http_urls_split_into_authority_and_path() {
-        assert_eq!(split_http_url("http://127.0.0.1:8080"), Some(("127.0.0.1:8080".into(), "/".into())));
-        assert_eq!(split_http_url("http://host/api"), Some(("host:80".into(), "/api".into())));
-        assert_eq!(split_http_url("https://host"), None);
+        assert_eq!(
+            split_http_url("http://127.0.0.1:8080"),
+            Some(("127.0.0.1:8080".into(), "/".into(), false))
+        );
+        assert_eq!(split_http_url("http://host/api"), Some(("host:80".into(), "/api".into(), false)));
+        assert_eq!(split_http_url("https://host"), Some(("host:443".into(), "/".into(), true)));
+        assert_eq!(split_http_url("ftp://host"), None);
     }
 }

@@ -37,14 +37,26 @@ pub async fn run(plan: Plan, setup: WorkerSetup, options: RunOptions) -> Result<
     let embedded = start_embedded(&plan).await?;
     let target = match (&plan.target, &embedded) {
         (TargetPlan::External { ws_url, .. }, _) => ws_url.clone(),
-        (TargetPlan::Embedded { .. }, Some(server)) => server.ws_url(),
+        (TargetPlan::Embedded { .. }, Some(e)) => e.server.ws_url(),
         (TargetPlan::Embedded { .. }, None) => {
             unreachable!("the bundled server is started for an embedded target")
         }
     };
-    let result = coordinate(&plan, &setup, &options, &target).await;
-    if let Some(server) = embedded {
-        server.shutdown().await;
+    // The workers trust what this process would: the bundled server's generated CA (written
+    // next to their reports), or the CA file given.
+    let ca_cert = match embedded.as_ref().and_then(|e| e.pki.as_ref()) {
+        Some(pki) => {
+            let path = setup.folder.join("bundled-server-ca.pem");
+            std::fs::create_dir_all(&setup.folder)
+                .and_then(|()| std::fs::write(&path, &pki.ca_pem))
+                .map_err(|e| RunError::Workers(format!("cannot write {}: {e}", path.display())))?;
+            Some(path)
+        }
+        None => plan.tls.ca_cert.clone(),
+    };
+    let result = coordinate(&plan, &setup, &options, &target, ca_cert.as_deref()).await;
+    if let Some(embedded) = embedded {
+        embedded.server.shutdown().await;
     }
     let mut report = result?;
     report.harness.server_in_process = false;
@@ -56,6 +68,7 @@ async fn coordinate(
     setup: &WorkerSetup,
     options: &RunOptions,
     target: &str,
+    ca_cert: Option<&Path>,
 ) -> Result<RunReport, RunError> {
     let count = setup.workers.max(1);
     std::fs::create_dir_all(&setup.folder)
@@ -96,6 +109,12 @@ async fn coordinate(
             // forwards one SIGINT to each worker (a second would abort them without a report).
             .process_group(0)
             .kill_on_drop(true);
+        if let Some(ca) = ca_cert {
+            command.arg("--ca-cert").arg(ca);
+        }
+        if plan.tls.insecure {
+            command.arg("--insecure");
+        }
         match (&plan.credentials, &setup.token_file) {
             (_, Some(file)) => {
                 command.arg("--token-file").arg(file);

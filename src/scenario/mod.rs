@@ -106,6 +106,26 @@ mod tests {
     }
 
     #[test]
+    fn tls_keys_belong_to_the_target_they_apply_to() {
+        let tls = format!("{MINIMAL}[target]\ntls = true\n");
+        let plan = parse(&tls, Path::new("s.toml"), &Overrides::default()).unwrap();
+        assert!(matches!(plan.target, plan::TargetPlan::Embedded { tls: true, .. }));
+        let e = error(&format!("{MINIMAL}[target]\nurl = \"wss://h/v1/ws\"\ntls = true\n"));
+        assert!(e.contains("bundled server only"), "{e}");
+        let e = error(&format!("{MINIMAL}[target]\nca_cert = \"ca.pem\"\n"));
+        assert!(e.contains("ca_cert (--ca-cert) is for an external wss:// target"), "{e}");
+        let external =
+            format!("{MINIMAL}[target]\nurl = \"wss://h/v1/ws\"\nca_cert = \"ca.pem\"\ninsecure = true\n");
+        let overrides = Overrides { jwt_secret: Some("s".into()), ..Overrides::default() };
+        let plan = parse(&external, Path::new("s.toml"), &overrides).unwrap();
+        assert_eq!(plan.tls, plan::TlsPlan { ca_cert: Some("ca.pem".into()), insecure: true });
+        // A target on the command line replaces the file's bundled server, its settings included.
+        let worker = Overrides { target: Some("wss://127.0.0.1:1/v1/ws".into()), ..overrides };
+        let plan = parse(&tls, Path::new("s.toml"), &worker).unwrap();
+        assert!(matches!(plan.target, plan::TargetPlan::External { .. }));
+    }
+
+    #[test]
     fn line_and_column_count_characters() {
         assert_eq!(line_column("ab\ncdé\nx", 8), (3, 1));
         assert_eq!(line_column("ab\ncdé", 5), (2, 3));

@@ -61,6 +61,14 @@ pub struct TargetTable {
     pub queue: Option<usize>,
     /// Kernel send buffer per connection of the bundled server (bytes).
     pub socket_send_buffer: Option<u32>,
+    /// The bundled server speaks TLS (`wss://`, `https://`) with a certificate generated at
+    /// start, which the run's clients trust. For an external target, the URL's scheme says it.
+    pub tls: Option<bool>,
+    /// PEM file of the CA that signed an external `wss://` target's certificate (a private CA);
+    /// default: the platform's root certificates.
+    pub ca_cert: Option<String>,
+    /// Do not verify the target's certificate at all (reported loudly).
+    pub insecure: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

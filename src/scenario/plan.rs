@@ -34,6 +34,12 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     pub jwt_secret: Option<String>,
     pub token_file: Option<Vec<String>>,
+    /// `--tls` / `--no-tls`: the bundled server over TLS or plain.
+    pub tls: Option<bool>,
+    /// `--ca-cert FILE`.
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// `--insecure`.
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +50,8 @@ pub struct Plan {
     pub duration: Duration,
     pub seed: u64,
     pub target: TargetPlan,
+    /// How the clients check a TLS target's certificate.
+    pub tls: TlsPlan,
     pub credentials: CredentialSource,
     pub token_ttl: Duration,
     pub groups: Vec<GroupPlan>,
@@ -62,11 +70,23 @@ pub enum TargetPlan {
         faults: Faults,
         queue: Option<usize>,
         socket_send_buffer: Option<u32>,
+        /// Over TLS, with a certificate generated at start that the clients trust.
+        tls: bool,
     },
     External {
         ws_url: String,
         http_url: String,
     },
+}
+
+/// The clients' certificate checks, for a `wss://` target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsPlan {
+    /// Trust only the CA certificates in this file (default: the platform's roots, or the
+    /// generated CA of the bundled server).
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Skip certificate verification.
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +217,8 @@ impl Plan {
         self.groups.iter().map(|g| g.count).sum()
     }
 
-    /// `embedded` or the target URL, as the report names it.
+    /// `embedded` or the target URL, as the report names it (the `tls` section says whether
+    /// the bundled server spoke TLS).
     pub fn target_name(&self) -> String {
         match &self.target {
             TargetPlan::Embedded { .. } => "embedded".to_owned(),
@@ -227,7 +248,7 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         drain: file.harness.drain.map_or(Duration::from_secs(2), |d| d.0),
         connect_timeout: file.harness.connect_timeout.map_or(Duration::from_secs(10), |d| d.0),
     };
-    let target = target(file.target, overrides)?;
+    let (target, tls) = target(file.target, overrides)?;
     let (auth, auth_span) = match file.auth {
         Some(auth) => (auth.get_ref().clone(), auth.span()),
         None => (Default::default(), whole.clone()),
@@ -282,6 +303,7 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         duration,
         seed: overrides.seed.or(file.seed).unwrap_or_else(rand::random),
         target,
+        tls,
         credentials,
         token_ttl,
         groups,
@@ -292,27 +314,50 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
     })
 }
 
-fn target(spec: Option<toml::Spanned<TargetSpec>>, overrides: &Overrides) -> Result<TargetPlan, PlanError> {
+fn target(
+    spec: Option<toml::Spanned<TargetSpec>>,
+    overrides: &Overrides,
+) -> Result<(TargetPlan, TlsPlan), PlanError> {
     let span = spec.as_ref().map_or(0..1, |s| s.span());
     let table = match spec.map(toml::Spanned::into_inner) {
         None => Default::default(),
         Some(TargetSpec::Url(url)) => super::model::TargetTable { url: Some(url), ..Default::default() },
         Some(TargetSpec::Table(table)) => table,
     };
+    let tls = TlsPlan {
+        ca_cert: overrides.ca_cert.clone().or_else(|| table.ca_cert.as_ref().map(Into::into)),
+        insecure: overrides.insecure || table.insecure.unwrap_or(false),
+    };
     let url = overrides.target.clone().or(table.url);
     let Some(ws_url) = url else {
         let faults =
             Faults::parse_all(&table.faults).map_err(|e| PlanError::at(span.clone(), e.to_string()))?;
-        return Ok(TargetPlan::Embedded {
+        if tls.ca_cert.is_some() {
+            return Err(PlanError::at(
+                span,
+                "ca_cert (--ca-cert) is for an external wss:// target; the bundled server's generated \
+                 certificate is trusted by the run's clients already",
+            ));
+        }
+        let embedded = TargetPlan::Embedded {
             faults,
             queue: table.queue,
             socket_send_buffer: table.socket_send_buffer,
-        });
+            tls: overrides.tls.or(table.tls).unwrap_or(false),
+        };
+        return Ok((embedded, tls));
     };
-    if !table.faults.is_empty() || table.queue.is_some() || table.socket_send_buffer.is_some() {
+    // A target given on the command line replaces the file's, bundled-server settings included
+    // (worker processes get the parent's bundled server this way).
+    let bundled_only = !table.faults.is_empty()
+        || table.queue.is_some()
+        || table.socket_send_buffer.is_some()
+        || table.tls.is_some();
+    if (bundled_only && overrides.target.is_none()) || overrides.tls.is_some() {
         return Err(PlanError::at(
             span,
-            "[target] faults, queue and socket_send_buffer apply to the bundled server only, not to an external url",
+            "[target] faults, queue, socket_send_buffer and tls (--tls) apply to the bundled server only, \
+             not to an external url (whose scheme, ws:// or wss://, says whether it uses TLS)",
         ));
     }
     let http_url = match table.http_url {
@@ -321,7 +366,7 @@ fn target(spec: Option<toml::Spanned<TargetSpec>>, overrides: &Overrides) -> Res
             PlanError::at(span.clone(), format!("target {ws_url:?} is not a ws:// or wss:// URL"))
         })?,
     };
-    Ok(TargetPlan::External { ws_url, http_url })
+    Ok((TargetPlan::External { ws_url, http_url }, tls))
 }
 
 /// `ws://host:port/v1/ws` → `http://host:port` (wss → https).

@@ -14,6 +14,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tracing::debug;
 
@@ -41,6 +42,15 @@ pub async fn serve_connection<S>(io: S, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    serve_connection_until(io, shared, deadline).await;
+}
+
+/// [`serve_connection`] with the deadline already running (a TLS handshake used part of it).
+pub async fn serve_connection_until<S>(io: S, shared: Arc<Shared>, deadline: Instant)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service_state = Arc::clone(&shared);
     let service = service_fn(move |request| route::<S>(request, Arc::clone(&service_state)));
     let connection = http1::Builder::new()
@@ -48,7 +58,7 @@ where
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::select! {
-        result = tokio::time::timeout(shared.config.handshake_timeout, connection) => {
+        result = tokio::time::timeout_at(deadline, connection) => {
             if let Ok(Err(error)) = result {
                 debug!(%error, "http connection ended with an error");
             }

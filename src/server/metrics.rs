@@ -29,6 +29,12 @@ pub struct ServerMetrics {
     pub broker_events_received: AtomicU64,
     /// Cluster mode: broker messages that were not envelopes of a valid event.
     pub broker_messages_refused: AtomicU64,
+    /// TLS handshakes completed (server started with TLS).
+    pub tls_handshakes: AtomicU64,
+    /// Of those, abbreviated handshakes that resumed an earlier session.
+    pub tls_resumed: AtomicU64,
+    /// TLS handshakes that failed or did not finish within the handshake deadline.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// A snapshot the renderer needs besides the counters.
@@ -49,7 +55,7 @@ impl ServerMetrics {
     /// Renders every metric in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 15] = [
+        let counters: [(&str, &str, &AtomicU64); 18] = [
             (
                 "openframe_connections_opened_total",
                 "WebSocket connections accepted",
@@ -116,6 +122,17 @@ impl ServerMetrics {
                 "openframe_broker_messages_refused_total",
                 "Cluster mode: broker messages that were not a valid event envelope",
                 &self.broker_messages_refused,
+            ),
+            ("openframe_tls_handshakes_total", "TLS handshakes completed", &self.tls_handshakes),
+            (
+                "openframe_tls_resumed_total",
+                "TLS handshakes that resumed an earlier session",
+                &self.tls_resumed,
+            ),
+            (
+                "openframe_tls_handshake_failures_total",
+                "TLS handshakes that failed or missed the handshake deadline",
+                &self.tls_handshake_failures,
             ),
         ];
         write_metric(&mut out, "openframe_connections_open", "Open WebSocket connections", "gauge");

@@ -1,6 +1,7 @@
 //! The bundled reference server: PROTOCOL.md, exactly, and fast enough to be the default target.
 //!
 //! - [`http`]: accepted sockets, routing, the upgrade (and its deadline), `/healthz`, `/metrics`, `POST /v1/events`;
+//! - [`tls`]: the TLS handshake of an accepted socket (within the same deadline), then [`http`];
 //! - [`auth`]: where the token comes from and whether it is good;
 //! - [`connection`]: one WebSocket session, its queue writer, pings, expiry and close codes;
 //! - [`hub`]: topics → subscribers, fan-out of one serialized frame to bounded queues;
@@ -20,6 +21,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 mod status;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -39,6 +41,7 @@ use hub::Hub;
 use metrics::ServerMetrics;
 
 use crate::protocol::jwt::DEFAULT_DEV_SECRET;
+use crate::tls::ServerTls;
 
 /// Everything the server can be told; defaults are PROTOCOL.md's.
 #[derive(Debug, Clone)]
@@ -70,6 +73,8 @@ pub struct ServerConfig {
     /// Cluster mode: the broker that joins this process to the others of one logical server
     /// (`None`: a single process, whose hub is the whole server).
     pub broker: Option<BrokerConfig>,
+    /// Serve `wss://` and `https://` with this certificate; `None`: plain `ws://` and `http://`.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +92,7 @@ impl Default for ServerConfig {
             socket_send_buffer: None,
             faults: Faults::default(),
             broker: None,
+            tls: None,
         }
     }
 }
@@ -186,14 +192,20 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// `ws://ADDR/v1/ws`.
+    /// `ws://ADDR/v1/ws`, or `wss://` when the server speaks TLS.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/v1/ws", self.local_addr)
+        let scheme = if self.is_tls() { "wss" } else { "ws" };
+        format!("{scheme}://{}/v1/ws", self.local_addr)
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://` when the server speaks TLS.
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.shared.config.tls.is_some()
     }
 
     pub fn metrics(&self) -> &ServerMetrics {
@@ -309,7 +321,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 if let Some(bytes) = shared.config.socket_send_buffer {
                     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes as usize);
                 }
-                shared.tracker.spawn(http::serve_connection(stream, Arc::clone(&shared)));
+                match &shared.config.tls {
+                    None => shared.tracker.spawn(http::serve_connection(stream, Arc::clone(&shared))),
+                    Some(tls) => {
+                        shared.tracker.spawn(tls::serve_connection(stream, tls.clone(), Arc::clone(&shared)))
+                    }
+                };
             }
             Err(error) => {
                 // Out of file descriptors, or a connection reset before accept: never fatal.

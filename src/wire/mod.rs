@@ -1,4 +1,5 @@
-//! Raw RFC 6455 on a plain socket: an HTTP upgrade written by hand and frames built bit by bit.
+//! Raw RFC 6455 on any byte stream (plain TCP, or TLS from `crate::tls`): an HTTP upgrade
+//! written by hand and frames built bit by bit.
 //!
 //! Well-behaved client libraries refuse to send unmasked frames, reserved bits, invalid UTF-8
 //! or broken fragmentation; the conformance suite and the fuzzer must send exactly those, and
@@ -116,6 +117,8 @@ pub enum WireError {
     Timeout(Duration),
     #[error("the server sent a malformed frame")]
     BadFrame,
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The server's answer to the upgrade request.

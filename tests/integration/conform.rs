@@ -16,6 +16,7 @@ fn bundled(faults: &[&str], child: bool) -> SutSpec {
         faults: faults.iter().map(|f| f.to_string()).collect(),
         secret: DEFAULT_DEV_SECRET.as_bytes().to_vec(),
         child_exe: child.then(|| PathBuf::from(env!("CARGO_BIN_EXE_openframe-harness"))),
+        tls: openframe_harness::probe::sut::BundledTls::Off,
     }
 }
 

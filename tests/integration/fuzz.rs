@@ -22,6 +22,7 @@ fn plan(faults: &[&str], cases: u64) -> FuzzPlan {
         faults: faults.iter().map(|f| f.to_string()).collect(),
         secret: DEFAULT_DEV_SECRET.as_bytes().to_vec(),
         child_exe: child.then(|| PathBuf::from(env!("CARGO_BIN_EXE_openframe-harness"))),
+        tls: openframe_harness::probe::sut::BundledTls::Off,
     };
     let mut plan = FuzzPlan::new(
         sut,

@@ -12,3 +12,4 @@ mod reports;
 mod runner;
 mod server;
 mod shards;
+mod tls;

@@ -19,6 +19,7 @@ use crate::error::Outcome;
 use crate::protocol::jwt::DEFAULT_DEV_SECRET;
 use crate::server::cluster::BrokerConfig;
 use crate::server::{self, Faults, ServerConfig, ServerError, ServerHandle};
+use crate::tls::ServerTls;
 use crate::util::process;
 
 pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
@@ -74,6 +75,10 @@ fn config_from(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         max_connections: args.max_connections,
         socket_send_buffer: args.socket_send_buffer,
         faults: Faults::parse_all(&args.faults)?,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls::from_pem_files(cert, key)?),
+            _ => None,
+        },
         broker: args
             .broker
             .as_ref()

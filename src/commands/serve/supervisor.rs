@@ -120,7 +120,16 @@ fn worker_args(args: &ServeArgs, addr: SocketAddr, index: u32) -> Vec<OsString> 
     for fault in &args.faults {
         out.extend(["--fault".into(), fault.clone()]);
     }
-    out.into_iter().map(OsString::from).collect()
+    let mut out: Vec<OsString> = out.into_iter().map(OsString::from).collect();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        out.extend([
+            "--tls-cert".into(),
+            cert.clone().into_os_string(),
+            "--tls-key".into(),
+            key.clone().into_os_string(),
+        ]);
+    }
+    out
 }
 
 async fn spawn_worker(args: &ServeArgs, addr: SocketAddr, index: u32) -> anyhow::Result<Worker> {
