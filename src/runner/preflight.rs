@@ -17,6 +17,9 @@ const PORT_SHARE: f64 = 0.9;
 /// Resident memory per client the estimate assumes for the harness and for the bundled server.
 pub const HARNESS_BYTES_PER_CLIENT: u64 = 16 * 1024;
 pub const SERVER_BYTES_PER_CLIENT: u64 = 16 * 1024;
+/// What TLS adds at each end of a connection (rustls state and record buffers): tls-storm's
+/// 3,500 connections peak at ~186 MiB over TLS and ~83 MiB over plain TCP, both ends in one process.
+pub const TLS_BYTES_PER_END: u64 = 16 * 1024;
 
 /// What this machine allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +89,9 @@ pub fn check(plan: &Plan, machine: &Machine, workers: Option<u32>) -> Result<Lay
         }
     }
     let sources = sources(plan, machine, sockets)?;
-    let needed =
-        clients * HARNESS_BYTES_PER_CLIENT + if embedded { clients * SERVER_BYTES_PER_CLIENT } else { 0 };
+    let tls = if plan.uses_tls() { TLS_BYTES_PER_END } else { 0 };
+    let needed = clients * (HARNESS_BYTES_PER_CLIENT + tls)
+        + if embedded { clients * (SERVER_BYTES_PER_CLIENT + tls) } else { 0 };
     if needed > machine.memory_available / 10 * 9 {
         return Err(PreflightError(format!(
             "{clients} clients need about {} MiB here and {} MiB are available: reduce the client counts \
@@ -220,5 +224,13 @@ mod tests {
         assert!(
             check(&plan(10_000, Some("ws://127.0.0.1:1/v1/ws")), &small, None).unwrap_err().0.contains("MiB")
         );
+    }
+
+    #[test]
+    fn tls_connections_are_counted_with_their_buffers() {
+        let small = Machine { memory_available: 100 << 20, ..MACHINE };
+        assert!(check(&plan(4_000, Some("ws://127.0.0.1:1/v1/ws")), &small, None).is_ok());
+        let err = check(&plan(4_000, Some("wss://127.0.0.1:1/v1/ws")), &small, None).unwrap_err();
+        assert!(err.0.contains("MiB"), "{err}");
     }
 }

@@ -217,6 +217,14 @@ impl Plan {
         self.groups.iter().map(|g| g.count).sum()
     }
 
+    /// Whether the clients connect over TLS (the bundled server with `tls`, or a `wss://` URL).
+    pub fn uses_tls(&self) -> bool {
+        match &self.target {
+            TargetPlan::Embedded { tls, .. } => *tls,
+            TargetPlan::External { ws_url, .. } => ws_url.starts_with("wss://"),
+        }
+    }
+
     /// `embedded` or the target URL, as the report names it (the `tls` section says whether
     /// the bundled server spoke TLS).
     pub fn target_name(&self) -> String {
