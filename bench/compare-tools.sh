@@ -112,9 +112,9 @@ OUT="$(cd "$OUT" && pwd)"
 # ---- one run ----
 
 # PIDs this script started and has not reaped yet; the exit trap ends them (by PID only).
-SERVER_PID="" SAMPLER_PID="" PUBLISHER_PID=""
+SERVER_PID="" SAMPLER_PID="" PUBLISHER_PID="" GENERATOR_PID=""
 cleanup() {
-    for pid in $PUBLISHER_PID $SAMPLER_PID $SERVER_PID; do
+    for pid in $GENERATOR_PID $PUBLISHER_PID $SAMPLER_PID $SERVER_PID; do
         kill "$pid" 2>/dev/null || true
     done
 }
@@ -204,9 +204,6 @@ run_one() {
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
     server_cpu_before="$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")"
     log "n=$clients $tool #$rep: port $port, ramp ${ramp_s}s, total ${total_s}s, load $load"
-    python3 "$BENCH/summarise.py" sample "http://127.0.0.1:$port/metrics" "$dir/metrics.jsonl" \
-        "$((total_s + 20))" &
-    SAMPLER_PID=$!
     started_ms="$(date +%s%3N)"
     if [[ "$tool" != harness ]]; then
         /usr/bin/time -v -o "$dir/publisher.time" timeout -k 5 "$((total_s + 30))" \
@@ -214,12 +211,19 @@ run_one() {
             --out "$dir/publisher-report" >"$dir/publisher.log" 2>&1 &
         PUBLISHER_PID=$!
     fi
-    local rc=0
     BENCH_WS_URL="$ws_url" BENCH_TOKEN="$token" BENCH_LOCUST_OUT="$dir/locust-counts.json" \
         BENCH_END_AT="$(((started_ms / 1000) + total_s))" BENCH_END_AT_MS="$((started_ms + total_s * 1000))" \
         ARTILLERY_DISABLE_TELEMETRY=true PATH="$NODE_BIN:$PATH" \
         /usr/bin/time -v -o "$dir/generator.time" timeout -k 10 "$((total_s + 60))" "${command[@]}" \
-        >"$dir/generator.out" 2>"$dir/generator.err" || rc=$?
+        >"$dir/generator.out" 2>"$dir/generator.err" &
+    GENERATOR_PID=$!
+    # Once a second: the server's /metrics and the CPU time of the generator's process tree.
+    python3 "$BENCH/summarise.py" sample "http://127.0.0.1:$port/metrics" "$dir/metrics.jsonl" \
+        "$((total_s + 80))" "$GENERATOR_PID" &
+    SAMPLER_PID=$!
+    local rc=0
+    wait "$GENERATOR_PID" || rc=$?
+    GENERATOR_PID=""
     local publisher_rc=0
     if [[ -n "$PUBLISHER_PID" ]]; then
         wait "$PUBLISHER_PID" || publisher_rc=$?

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Helpers of bench/compare-tools.sh: sample the server, collect one run, summarise them all.
 
-    summarise.py sample METRICS_URL OUT.jsonl SECONDS   one /metrics sample per second, bounded
+    summarise.py sample METRICS_URL OUT.jsonl SECONDS [PID]
+                                one /metrics sample per second (and the CPU time of PID's
+                                process tree), for at most SECONDS
     summarise.py meta RUN.json key=value ... -- COMMAND  what the script knows about a run
     summarise.py collect RUN_DIR                        RUN_DIR/result.json from the raw files
     summarise.py table OUT_DIR                          medians and ratios: summary.md, summary.json
@@ -43,12 +45,36 @@ METRICS = {
 # ---- sample ----
 
 
-def sample(url, out, seconds):
+def tree_cpu_s(root):
+    """User + system CPU seconds of the live processes under `root` (itself included)."""
+    parents, cpu = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        cpu[pid] = int(fields[11]) + int(fields[12])
+    total = 0
+    for pid in cpu:
+        walk = pid
+        while walk > 1 and walk != root:
+            walk = parents.get(walk, 0)
+        if walk == root:
+            total += cpu[pid]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def sample(url, out, seconds, root=None):
     deadline = time.time() + float(seconds)
     with open(out, "a", encoding="utf-8") as sink:
         while time.time() < deadline:
             tick = time.time()
             row = {"t_ms": int(tick * 1000)}
+            if root is not None:
+                row["generator_cpu_s"] = tree_cpu_s(int(root))
             try:
                 with urllib.request.urlopen(url, timeout=1) as response:
                     text = response.read().decode()
@@ -127,7 +153,11 @@ def server_view(run, rows):
     publish_to = publish_from + run["window_s"] * 1000
     inside = [r for r in rows if publish_from + 1000 <= r["t_ms"] <= publish_to - 1000 and "subscriptions_alerts" in r]
     ok = [r for r in rows if "events_delivered" in r]
+    before = [r["generator_cpu_s"] for r in rows if "generator_cpu_s" in r and r["t_ms"] <= publish_from]
+    after = [r["generator_cpu_s"] for r in rows if "generator_cpu_s" in r and r["t_ms"] >= publish_to]
     view = {
+        "generator_cpu_s_in_window": round(after[0] - before[-1], 3) if before and after else None,
+        "generator_cpu_window_s": round((publish_to - publish_from) / 1000 + 2, 1),
         "subscriptions_min_in_window": min((r["subscriptions_alerts"] for r in inside), default=None),
         "subscriptions_max": max((r.get("subscriptions_alerts", 0) for r in ok), default=None),
         "samples_in_window": len(inside),
@@ -259,13 +289,15 @@ def collect(run_dir):
         "own": own,
         "events_per_s": round(events / run["window_s"], 1) if events is not None else None,
         "owed_fraction": round(events / (run["clients"] * planned), 4) if events is not None else None,
-        "cpu_us_per_event": round(generator["cpu_s"] * 1e6 / events, 1) if generator and events else None,
     }
+    window_cpu = result["server"].pop("generator_cpu_s_in_window")
+    result["generator_cpu_s_in_window"] = window_cpu
+    result["cpu_us_per_event_in_window"] = round(window_cpu * 1e6 / events, 1) if window_cpu is not None and events else None
     (run_dir / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(
         f"  {run['tool']:>9} n={run['clients']} #{run['rep']}: sustained {result['server']['subscriptions_min_in_window']} "
         f"(own {own.get('sustained')}), events/s {result['events_per_s']}, "
-        f"cpu {generator and generator['cpu_s']} s, rss {generator and generator['peak_rss_mib']} MiB, "
+        f"cpu {generator and generator['cpu_s']} s ({window_cpu} in window), rss {generator and generator['peak_rss_mib']} MiB, "
         f"exit {run['generator_exit']}"
     )
 
@@ -351,7 +383,8 @@ def table(out_dir):
                 "owed_fraction": median([r["owed_fraction"] for r in rs]),
                 "cpu_s": median([(r["generator"] or {}).get("cpu_s") for r in rs]),
                 "peak_rss_mib": median([(r["generator"] or {}).get("peak_rss_mib") for r in rs]),
-                "cpu_us_per_event": median([r["cpu_us_per_event"] for r in rs]),
+                "cpu_s_window": median([r["generator_cpu_s_in_window"] for r in rs]),
+                "cpu_us_per_event": median([r["cpu_us_per_event_in_window"] for r in rs]),
                 "publisher_cpu_s": median([(r["publisher"] or {}).get("cpu_s") for r in rs]),
                 "server_cpu_s": median([r["server_cpu_s"] for r in rs]),
                 "slow_consumer_disconnects": median([r["server"].get("slow_consumer_disconnects") for r in rs]),
@@ -360,20 +393,33 @@ def table(out_dir):
             }
         summary[str(clients)] = medians
         lines.append(
-            "| tool | clients sustained (server / own count) | events received/s | of owed | "
-            "CPU s | peak RSS MiB | CPU µs per event | CPU vs floor | RSS vs floor | CPU vs harness | RSS vs harness |"
+            "| tool | clients sustained (server / own count) | events received/s | of owed | CPU s, whole run | "
+            "CPU s, publishing window | peak RSS MiB | CPU µs per event (window) |"
         )
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
-        floor = medians.get("floor", {})
-        harness = medians.get("harness", {})
+        lines.append("|---|---|---|---|---|---|---|---|")
         for tool in tools:
             m = medians[tool]
             owed = f"{m['owed_fraction'] * 100:.1f} %" if m["owed_fraction"] is not None else "–"
             lines.append(
                 f"| {TOOL_NAMES[tool]} | {fmt(m['sustained_server'], 0)} / {fmt(m['sustained_own'], 0)} | "
-                f"{fmt(m['events_per_s'], 0)} | {owed} | {fmt(m['cpu_s'], 2)} | {fmt(m['peak_rss_mib'], 1)} | "
-                f"{fmt(m['cpu_us_per_event'], 1)} | {ratio(m['cpu_s'], floor.get('cpu_s'))} | "
+                f"{fmt(m['events_per_s'], 0)} | {owed} | {fmt(m['cpu_s'], 2)} | {fmt(m['cpu_s_window'], 2)} | "
+                f"{fmt(m['peak_rss_mib'], 1)} | {fmt(m['cpu_us_per_event'], 1)} |"
+            )
+        lines.append("")
+        lines.append(
+            "| tool | CPU (run) vs floor | CPU (window) vs floor | RSS vs floor | "
+            "CPU (run) vs harness | CPU (window) vs harness | RSS vs harness |"
+        )
+        lines.append("|---|---|---|---|---|---|---|")
+        floor = medians.get("floor", {})
+        harness = medians.get("harness", {})
+        for tool in tools:
+            m = medians[tool]
+            lines.append(
+                f"| {TOOL_NAMES[tool]} | {ratio(m['cpu_s'], floor.get('cpu_s'))} | "
+                f"{ratio(m['cpu_s_window'], floor.get('cpu_s_window'))} | "
                 f"{ratio(m['peak_rss_mib'], floor.get('peak_rss_mib'))} | {ratio(m['cpu_s'], harness.get('cpu_s'))} | "
+                f"{ratio(m['cpu_s_window'], harness.get('cpu_s_window'))} | "
                 f"{ratio(m['peak_rss_mib'], harness.get('peak_rss_mib'))} |"
             )
         lines.append("")
@@ -395,8 +441,8 @@ def table(out_dir):
         lines.append("<details><summary>every run</summary>")
         lines.append("")
         lines.append(
-            "| tool | rep | load at start | sustained (server / own) | events/s | CPU s | peak RSS MiB | "
-            "slow-consumer cuts | exit |"
+            "| tool | rep | load at start | sustained (server / own) | events/s | CPU s (run / window) | "
+            "peak RSS MiB | slow-consumer cuts | exit |"
         )
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for r in sorted(group, key=lambda r: (r["rep"], TOOLS.index(r["tool"]))):
@@ -404,7 +450,8 @@ def table(out_dir):
             lines.append(
                 f"| {r['tool']} | {r['rep']} | {r['loadavg_at_start']} | "
                 f"{fmt(r['server']['subscriptions_min_in_window'], 0)} / {fmt(r['own'].get('sustained'), 0)} | "
-                f"{fmt(r['events_per_s'], 0)} | {fmt(g.get('cpu_s'), 2)} | {fmt(g.get('peak_rss_mib'), 1)} | "
+                f"{fmt(r['events_per_s'], 0)} | {fmt(g.get('cpu_s'), 2)} / {fmt(r['generator_cpu_s_in_window'], 2)} | "
+                f"{fmt(g.get('peak_rss_mib'), 1)} | "
                 f"{fmt(r['server'].get('slow_consumer_disconnects'), 0)} | {r['generator_exit']} |"
             )
         lines.append("")
@@ -417,8 +464,8 @@ def table(out_dir):
 
 
 def main(argv):
-    if len(argv) >= 4 and argv[0] == "sample":
-        sample(argv[1], argv[2], argv[3])
+    if len(argv) in (4, 5) and argv[0] == "sample":
+        sample(*argv[1:])
     elif len(argv) >= 2 and argv[0] == "meta":
         meta(argv[1], argv[2:])
     elif len(argv) == 2 and argv[0] == "collect":
