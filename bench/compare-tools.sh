@@ -113,9 +113,16 @@ OUT="$(cd "$OUT" && pwd)"
 
 # PIDs this script started and has not reaped yet; the exit trap ends them (by PID only).
 SERVER_PID="" SAMPLER_PID="" PUBLISHER_PID="" GENERATOR_PID=""
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do
+        kill_tree "$child"
+    done
+    kill "$1" 2>/dev/null || true
+}
 cleanup() {
     for pid in $GENERATOR_PID $PUBLISHER_PID $SAMPLER_PID $SERVER_PID; do
-        kill "$pid" 2>/dev/null || true
+        kill_tree "$pid"
     done
 }
 trap cleanup EXIT
