@@ -369,7 +369,7 @@ def table(out_dir):
         first = group[0]
         loads = [float(r["loadavg_at_start"].split()[0]) for r in group]
         lines.append(
-            f"### {clients:,} clients, {first['events_planned_per_client']} events each "
+            f"#### {clients:,} clients, {first['events_planned_per_client']} events each "
             f"({first['rate_per_s']}/s for {first['window_s']} s), "
             f"medians of {reps} runs per tool"
         )
