@@ -55,7 +55,7 @@ while [[ $# -gt 0 ]]; do
         --tools) TOOLS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --install-only) INSTALL_ONLY=1; shift ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
@@ -126,6 +126,18 @@ cleanup() {
     done
 }
 trap cleanup EXIT
+
+# SIGTERM drains the server (bounded by its own deadline); SIGKILL if it is still there after 15 s.
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 150); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -241,10 +253,8 @@ run_one() {
     wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=""
     local server_cpu_after
-    server_cpu_after="$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")"
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    server_cpu_after="$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat" 2>/dev/null || echo "$server_cpu_before")"
+    stop_server
 
     python3 "$BENCH/summarise.py" meta "$dir/run.json" tool="$tool" clients="$clients" rep="$rep" \
         rate_per_s="$RATE" ramp_s="$ramp_s" settle_s="$SETTLE_S" window_s="$WINDOW_S" drain_s="$DRAIN_S" \

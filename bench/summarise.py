@@ -376,7 +376,7 @@ def table(out_dir):
         lines.append("")
         lines.append(
             f"Load average (1 min) at the start of each run: min {min(loads):.2f}, "
-            f"median {statistics.median(loads):.2f}, max {max(loads):.2f} (2 cores)."
+            f"median {statistics.median(loads):.2f}, max {max(loads):.2f} ({os.cpu_count()} cores)."
         )
         lines.append("")
         medians = {}
