@@ -95,7 +95,7 @@ fn main() -> anyhow::Result<()> {
         counts.events,
         counts.failed,
         counts.closed_early,
-        counts.subscribed - counts.closed_early,
+        counts.subscribed.saturating_sub(counts.closed_early),
         elapsed.as_secs_f64()
     );
     Ok(())
@@ -146,7 +146,7 @@ async fn client(
     }
     counts.established = 1;
     if ws.send(Message::Text(SUBSCRIBE.into())).await.is_err() {
-        counts.closed_early = 1;
+        // Established, never subscribed: counted in neither `subscribed` nor `closed_early`.
         return counts;
     }
     let deadline = sleep_until(end);
