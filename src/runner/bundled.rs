@@ -13,6 +13,7 @@ use tokio::process::{Child, Command};
 
 use super::RunError;
 use crate::server::ServerHandle;
+use crate::tls::GeneratedPki;
 
 /// How long the broker and the server cluster may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,11 +69,30 @@ pub struct Cluster {
     serve: Child,
     ws_url: String,
     http_url: String,
+    /// The generated certificate and key handed to `serve`, removed at stop.
+    tls_files: Option<PathBuf>,
 }
 
 impl Cluster {
-    /// Starts a Redis broker on a free loopback port, then the server cluster over it.
-    pub async fn start(spec: &ClusterSpec) -> Result<Cluster, RunError> {
+    /// Starts a Redis broker on a free loopback port, then the server cluster over it; with
+    /// `pki`, the cluster serves `wss://` with its certificate.
+    pub async fn start(spec: &ClusterSpec, pki: Option<&GeneratedPki>) -> Result<Cluster, RunError> {
+        let tls_files = match pki {
+            Some(pki) => {
+                let dir = std::env::temp_dir().join(format!("openframe-harness-cluster-{}", std::process::id()));
+                let files = pki
+                    .write_pem_files(&dir)
+                    .map_err(|e| RunError::Workers(format!("cannot write {}: {e}", dir.display())))?;
+                Some((dir, files))
+            }
+            None => None,
+        };
+        let tls_flags: Vec<&std::ffi::OsStr> = match &tls_files {
+            Some((_, files)) => {
+                vec!["--tls-cert".as_ref(), files.cert.as_os_str(), "--tls-key".as_ref(), files.key.as_os_str()]
+            }
+            None => Vec::new(),
+        };
         let redis = which("redis-server").ok_or_else(|| {
             RunError::Preflight(
                 "the scenario asks for a server cluster (cluster_workers), which needs a Redis broker and \
@@ -98,6 +118,7 @@ impl Cluster {
             .args(["serve", "--addr", "127.0.0.1:0", "--workers", &spec.workers.to_string()])
             .args(["--broker", &format!("redis://127.0.0.1:{port}"), "--status-interval", "0s"])
             .args(&spec.serve_flags)
+            .args(tls_flags)
             .env("OPENFRAME_JWT_SECRET", String::from_utf8_lossy(&spec.secret).into_owned())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -111,7 +132,8 @@ impl Cluster {
         let mut lines = BufReader::new(stderr).lines();
         let listening = tokio::time::timeout(START_TIMEOUT, async {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = line.split_whitespace().find(|w| w.starts_with("ws://")) {
+                let url = line.split_whitespace().find(|w| w.starts_with("ws://") || w.starts_with("wss://"));
+                if let Some(url) = url {
                     return Some(url.to_owned());
                 }
                 eprintln!("server: {line}");
@@ -133,7 +155,7 @@ impl Cluster {
             }
         });
         let http_url = super::super::scenario::plan::derive_http_url(&ws_url).unwrap_or_default();
-        Ok(Cluster { broker, serve, ws_url, http_url })
+        Ok(Cluster { broker, serve, ws_url, http_url, tls_files: tls_files.map(|(dir, _)| dir) })
     }
 
     /// SIGTERM to the cluster (every connection gets 1001), then the broker.
@@ -147,6 +169,9 @@ impl Cluster {
         }
         let _ = self.broker.kill().await;
         let _ = self.broker.wait().await;
+        if let Some(dir) = self.tls_files {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

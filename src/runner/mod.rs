@@ -15,6 +15,7 @@
 //! publishers) → aggregator (per-second intervals, progress) → finish (report, validity, gates).
 
 pub mod board;
+pub mod bundled;
 pub mod client;
 pub mod clock;
 pub mod connect;
@@ -35,6 +36,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use board::PublisherBoard;
+use bundled::{Bundled, Cluster, ClusterSpec};
 use clock::{RunClock, Schedule};
 use connect::{ConnectError, Connector};
 use content::ContentModel;
@@ -46,8 +48,8 @@ use crate::metrics::aggregator::{self, AggregatorConfig};
 use crate::metrics::progress::Progress;
 use crate::report::model::RunReport;
 use crate::scenario::Plan;
-use crate::scenario::plan::TargetPlan;
-use crate::server::{self, ServerConfig, ServerHandle};
+use crate::scenario::plan::{CredentialSource, TargetPlan};
+use crate::server::{self, ServerConfig};
 use crate::tls::{ClientTls, ClientTlsOptions, GeneratedPki, TlsError, Trust};
 use crate::util::process;
 
@@ -117,7 +119,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunReport, RunError>
     let embedded = start_embedded(&plan).await?;
     let result = run_against(plan, options, embedded.as_ref()).await;
     if let Some(embedded) = embedded {
-        embedded.server.shutdown().await;
+        embedded.server.stop().await;
     }
     result
 }
@@ -125,25 +127,41 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunReport, RunError>
 /// The bundled server of a run, and the PKI generated for it when it speaks TLS.
 #[derive(Debug)]
 pub(crate) struct EmbeddedServer {
-    pub server: ServerHandle,
+    pub server: Bundled,
     pub pki: Option<GeneratedPki>,
 }
 
 async fn start_embedded(plan: &Plan) -> Result<Option<EmbeddedServer>, RunError> {
-    let TargetPlan::Embedded { faults, queue, socket_send_buffer, tls } = &plan.target else {
+    let TargetPlan::Embedded { faults, fault_specs, queue, socket_send_buffer, tls, cluster_workers } =
+        &plan.target
+    else {
         return Ok(None);
     };
     let pki =
         if *tls { Some(GeneratedPki::new().map_err(|source| tls_error("embedded", source))?) } else { None };
+    let jwt_secret = match &plan.credentials {
+        CredentialSource::Secret(secret) => secret.clone(),
+        CredentialSource::Tokens(_) => ServerConfig::default().jwt_secret,
+    };
+    if *cluster_workers > 1 {
+        let mut serve_flags: Vec<String> =
+            fault_specs.iter().flat_map(|spec| ["--fault".to_owned(), spec.clone()]).collect();
+        if let Some(queue) = queue {
+            serve_flags.extend(["--queue".to_owned(), queue.to_string()]);
+        }
+        if let Some(bytes) = socket_send_buffer {
+            serve_flags.extend(["--socket-send-buffer".to_owned(), bytes.to_string()]);
+        }
+        let spec = ClusterSpec { workers: *cluster_workers, secret: jwt_secret, serve_flags };
+        let cluster = Cluster::start(&spec, pki.as_ref()).await?;
+        return Ok(Some(EmbeddedServer { server: Bundled::Cluster(cluster), pki }));
+    }
     let server_tls = match &pki {
         Some(pki) => Some(pki.server_tls().map_err(|source| tls_error("embedded", source))?),
         None => None,
     };
     let config = ServerConfig {
-        jwt_secret: match &plan.credentials {
-            crate::scenario::plan::CredentialSource::Secret(secret) => secret.clone(),
-            crate::scenario::plan::CredentialSource::Tokens(_) => ServerConfig::default().jwt_secret,
-        },
+        jwt_secret,
         faults: faults.clone(),
         outbound_queue: queue.unwrap_or(ServerConfig::default().outbound_queue),
         socket_send_buffer: *socket_send_buffer,
@@ -151,7 +169,7 @@ async fn start_embedded(plan: &Plan) -> Result<Option<EmbeddedServer>, RunError>
         ..ServerConfig::default()
     };
     let server = server::start("127.0.0.1:0".parse().expect("a valid address"), config).await?;
-    Ok(Some(EmbeddedServer { server, pki }))
+    Ok(Some(EmbeddedServer { server: Bundled::InProcess(server), pki }))
 }
 
 fn tls_error(target: &str, source: TlsError) -> RunError {
@@ -282,7 +300,7 @@ async fn run_against(
     let usage = finish::Usage {
         cpu: process::cpu_time().saturating_sub(cpu_before),
         wall: wall_start.elapsed(),
-        server_in_process: embedded.is_some(),
+        server_in_process: embedded.is_some_and(|e| e.server.in_process()),
     };
     Ok(finish::report(&run, totals, usage, interrupted))
 }

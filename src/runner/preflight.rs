@@ -60,9 +60,9 @@ pub struct PreflightError(pub String);
 pub fn check(plan: &Plan, machine: &Machine, workers: Option<u32>) -> Result<Layout, PreflightError> {
     let clients = plan.planned_clients();
     let sockets = clients + plan.publishers.len() as u64;
-    let embedded = matches!(plan.target, TargetPlan::Embedded { .. });
     let capacity = machine.open_files.saturating_sub(FD_MARGIN).max(1);
-    let in_one_process = sockets * if embedded { 2 } else { 1 };
+    let server_here = plan.bundled_in_process();
+    let in_one_process = sockets * if server_here { 2 } else { 1 };
     let workers = match workers {
         Some(workers) => workers,
         None if in_one_process <= capacity => 0,
@@ -77,21 +77,14 @@ pub fn check(plan: &Plan, machine: &Machine, workers: Option<u32>) -> Result<Lay
             sockets.div_ceil(capacity)
         )));
     }
-    if embedded {
-        let server_sockets = if workers == 0 { in_one_process } else { sockets };
-        if server_sockets > capacity {
-            return Err(PreflightError(format!(
-                "the bundled server would hold {sockets} sockets in this process ({server_sockets} with the \
-                 clients), over the open-file limit of {}: point the scenario at an external server, e.g. \
-                 `openframe-harness serve --workers N --broker URL`, with --target",
-                machine.open_files
-            )));
-        }
+    if let TargetPlan::Embedded { cluster_workers, .. } = plan.target {
+        check_bundled_server(sockets, cluster_workers, workers, capacity, machine)?;
     }
     let sources = sources(plan, machine, sockets)?;
     let tls = if plan.uses_tls() { TLS_BYTES_PER_END } else { 0 };
+    let bundled = matches!(plan.target, TargetPlan::Embedded { .. });
     let needed = clients * (HARNESS_BYTES_PER_CLIENT + tls)
-        + if embedded { clients * (SERVER_BYTES_PER_CLIENT + tls) } else { 0 };
+        + if bundled { clients * (SERVER_BYTES_PER_CLIENT + tls) } else { 0 };
     if needed > machine.memory_available / 10 * 9 {
         return Err(PreflightError(format!(
             "{clients} clients need about {} MiB here and {} MiB are available: reduce the client counts \
@@ -103,6 +96,42 @@ pub fn check(plan: &Plan, machine: &Machine, workers: Option<u32>) -> Result<Lay
     Ok(Layout { workers, sources })
 }
 
+/// The bundled server's share of the sockets: in this process (with the clients when there are
+/// no workers), or spread over `cluster_workers` server processes. The kernel spreads a
+/// `SO_REUSEPORT` group's connections by hash, so each server process is allowed a tenth more
+/// than its even share.
+fn check_bundled_server(
+    sockets: u64,
+    cluster_workers: u32,
+    workers: u32,
+    capacity: u64,
+    machine: &Machine,
+) -> Result<(), PreflightError> {
+    if cluster_workers > 1 {
+        let per_process = sockets.div_ceil(u64::from(cluster_workers)) * 11 / 10;
+        if per_process > capacity {
+            return Err(PreflightError(format!(
+                "the bundled server's {cluster_workers} processes would hold up to {per_process} sockets each, \
+                 over the open-file limit of {}: set [target] cluster_workers = {} or more",
+                machine.open_files,
+                (sockets * 11 / 10).div_ceil(capacity)
+            )));
+        }
+        return Ok(());
+    }
+    let server_sockets = if workers == 0 { sockets * 2 } else { sockets };
+    if server_sockets > capacity {
+        return Err(PreflightError(format!(
+            "the bundled server would hold {sockets} sockets in this process ({server_sockets} with the \
+             clients), over the open-file limit of {}: set [target] cluster_workers = {} (server processes \
+             over a Redis broker started for the run), or point the scenario at an external server with --target",
+            machine.open_files,
+            (sockets * 11 / 10).div_ceil(capacity)
+        )));
+    }
+    Ok(())
+}
+
 /// Checks what this one process needs (its share of the sockets, and the bundled server's when
 /// it runs here) and returns the source addresses its clients bind to.
 pub fn for_this_process(
@@ -112,7 +141,7 @@ pub fn for_this_process(
 ) -> Result<Vec<IpAddr>, PreflightError> {
     let sockets = plan.planned_clients() + plan.publishers.len() as u64;
     let share = sockets.div_ceil(u64::from(shard.map_or(1, |(_, count)| count)));
-    let embedded_here = shard.is_none() && matches!(plan.target, TargetPlan::Embedded { .. });
+    let embedded_here = shard.is_none() && plan.bundled_in_process();
     let needed = share * if embedded_here { 2 } else { 1 } + FD_MARGIN;
     if needed > machine.open_files {
         return Err(PreflightError(format!(
@@ -181,7 +210,11 @@ mod tests {
         Machine { open_files: 20_000, ephemeral_ports: 28_232, memory_available: 24 << 30 };
 
     fn plan(clients: u64, target: Option<&str>) -> Plan {
-        let target = target.map_or(String::new(), |t| format!("target = \"{t}\"\n"));
+        plan_with(clients, &target.map_or(String::new(), |t| format!("target = \"{t}\"\n")))
+    }
+
+    /// A plan with `target` (TOML before `[auth]`) and one group of `clients`.
+    fn plan_with(clients: u64, target: &str) -> Plan {
         let text = format!(
             "name = \"t\"\nduration = \"10s\"\n{target}[auth]\njwt_secret = \"s\"\n\
              [[clients]]\nname = \"c\"\ncount = {clients}\nramp = \"5s\"\ntopics = [\"alerts\"]\n"
@@ -199,7 +232,16 @@ mod tests {
         let layout = check(&plan(12_000, None), &MACHINE, None).unwrap();
         assert_eq!(layout.workers, 1, "server here, clients in one worker");
         let err = check(&plan(30_000, None), &MACHINE, None).unwrap_err();
-        assert!(err.0.contains("external server"), "{err}");
+        assert!(err.0.contains("cluster_workers = 2"), "{err}");
+    }
+
+    #[test]
+    fn a_bundled_server_cluster_holds_its_share_in_each_server_process() {
+        let layout = check(&plan_with(100_000, "[target]\ncluster_workers = 6\n"), &MACHINE, None).unwrap();
+        assert_eq!(layout.workers, 6, "the clients alone need six processes");
+        assert_eq!(layout.sources.len(), 4);
+        let err = check(&plan_with(100_000, "[target]\ncluster_workers = 5\n"), &MACHINE, None).unwrap_err();
+        assert!(err.0.contains("cluster_workers = 6"), "{err}");
     }
 
     #[test]

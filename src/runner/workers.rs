@@ -56,7 +56,7 @@ pub async fn run(plan: Plan, setup: WorkerSetup, options: RunOptions) -> Result<
     };
     let result = coordinate(&plan, &setup, &options, &target, ca_cert.as_deref()).await;
     if let Some(embedded) = embedded {
-        embedded.server.shutdown().await;
+        embedded.server.stop().await;
     }
     let mut report = result?;
     report.harness.server_in_process = false;

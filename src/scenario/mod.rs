@@ -106,6 +106,22 @@ mod tests {
     }
 
     #[test]
+    fn cluster_workers_is_for_the_bundled_server_and_bounded() {
+        let cluster = format!("{MINIMAL}[target]\ncluster_workers = 3\nfaults = [\"drop=0.1\"]\n");
+        let plan = parse(&cluster, Path::new("s.toml"), &Overrides::default()).unwrap();
+        assert!(!plan.bundled_in_process());
+        let plan::TargetPlan::Embedded { cluster_workers, fault_specs, .. } = &plan.target else {
+            panic!("{:?}", plan.target)
+        };
+        assert_eq!((*cluster_workers, fault_specs.as_slice()), (3, ["drop=0.1".to_owned()].as_slice()));
+        let e = error(&format!("{MINIMAL}[target]\ncluster_workers = 0\n"));
+        assert!(e.contains("cluster_workers must be between 1 and 64, got 0"), "{e}");
+        let e = error(&format!("{MINIMAL}[target]\nurl = \"ws://h/v1/ws\"\ncluster_workers = 2\n"));
+        assert!(e.contains("bundled server only"), "{e}");
+        assert!(parse(MINIMAL, Path::new("s.toml"), &Overrides::default()).unwrap().bundled_in_process());
+    }
+
+    #[test]
     fn tls_keys_belong_to_the_target_they_apply_to() {
         let tls = format!("{MINIMAL}[target]\ntls = true\n");
         let plan = parse(&tls, Path::new("s.toml"), &Overrides::default()).unwrap();

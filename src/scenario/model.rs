@@ -69,6 +69,9 @@ pub struct TargetTable {
     pub ca_cert: Option<String>,
     /// Do not verify the target's certificate at all (reported loudly).
     pub insecure: Option<bool>,
+    /// Run the bundled server as this many `serve` processes on one port over a Redis broker
+    /// started for the run (for more connections than one process may hold); default 1, in-process.
+    pub cluster_workers: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

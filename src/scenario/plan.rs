@@ -65,13 +65,18 @@ pub struct Plan {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetPlan {
-    /// The bundled server, started in-process.
+    /// The bundled server, started for the run: in-process, or as a cluster of `serve`
+    /// processes over a Redis broker when `cluster_workers` > 1.
     Embedded {
         faults: Faults,
+        /// `faults` as written (`serve --fault SPEC`), for a cluster's processes.
+        fault_specs: Vec<String>,
         queue: Option<usize>,
         socket_send_buffer: Option<u32>,
         /// Over TLS, with a certificate generated at start that the clients trust.
         tls: bool,
+        /// Server processes; 1: the server runs inside the harness's own process.
+        cluster_workers: u32,
     },
     External {
         ws_url: String,
@@ -225,6 +230,12 @@ impl Plan {
         }
     }
 
+    /// Whether the bundled server runs inside this process (it shares the harness's CPU,
+    /// memory and open files).
+    pub fn bundled_in_process(&self) -> bool {
+        matches!(self.target, TargetPlan::Embedded { cluster_workers: 1, .. })
+    }
+
     /// `embedded` or the target URL, as the report names it (the `tls` section says whether
     /// the bundled server spoke TLS).
     pub fn target_name(&self) -> String {
@@ -322,6 +333,9 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
     })
 }
 
+/// Server processes a scenario may ask the bundled server to run as.
+const MAX_CLUSTER_WORKERS: u32 = 64;
+
 fn target(
     spec: Option<toml::Spanned<TargetSpec>>,
     overrides: &Overrides,
@@ -347,8 +361,17 @@ fn target(
                  certificate is trusted by the run's clients already",
             ));
         }
+        let cluster_workers = table.cluster_workers.unwrap_or(1);
+        if !(1..=MAX_CLUSTER_WORKERS).contains(&cluster_workers) {
+            return Err(PlanError::at(
+                span,
+                format!("cluster_workers must be between 1 and {MAX_CLUSTER_WORKERS}, got {cluster_workers}"),
+            ));
+        }
         let embedded = TargetPlan::Embedded {
             faults,
+            fault_specs: table.faults.clone(),
+            cluster_workers,
             queue: table.queue,
             socket_send_buffer: table.socket_send_buffer,
             tls: overrides.tls.or(table.tls).unwrap_or(false),
@@ -358,13 +381,14 @@ fn target(
     // A target given on the command line replaces the file's, bundled-server settings included
     // (worker processes get the parent's bundled server this way).
     let bundled_only = !table.faults.is_empty()
+        || table.cluster_workers.is_some()
         || table.queue.is_some()
         || table.socket_send_buffer.is_some()
         || table.tls.is_some();
     if (bundled_only && overrides.target.is_none()) || overrides.tls.is_some() {
         return Err(PlanError::at(
             span,
-            "[target] faults, queue, socket_send_buffer and tls (--tls) apply to the bundled server only, \
+            "[target] faults, queue, socket_send_buffer, cluster_workers and tls (--tls) apply to the bundled server only, \
              not to an external url (whose scheme, ws:// or wss://, says whether it uses TLS)",
         ));
     }

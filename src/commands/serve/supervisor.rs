@@ -69,8 +69,9 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         }
     }
     drop(reservation);
+    let (ws, http) = if args.tls_cert.is_some() { ("wss", "https") } else { ("ws", "http") };
     eprintln!(
-        "openframe reference server listening on ws://{addr}/v1/ws ({} worker processes, broker {}, channel prefix {:?})",
+        "openframe reference server listening on {ws}://{addr}/v1/ws ({} worker processes, broker {}, channel prefix {:?})",
         workers.len(),
         broker.display_url(),
         broker.prefix
@@ -81,11 +82,11 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     );
     for worker in &workers {
         eprintln!(
-            "  worker {}: pid {}, own address http://{} (its own /metrics, /healthz, /v1/ws)",
+            "  worker {}: pid {}, own address {http}://{} (its own /metrics, /healthz, /v1/ws)",
             worker.index, worker.pid, worker.own_addr
         );
     }
-    eprintln!("  http://{addr}/metrics and /healthz answer from whichever worker the kernel picks");
+    eprintln!("  {http}://{addr}/metrics and /healthz answer from whichever worker the kernel picks");
     supervise(workers).await
 }
 

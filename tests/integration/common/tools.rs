@@ -39,7 +39,7 @@ fn install(tool: &'static str) -> Result<(), String> {
 }
 
 /// `redis-server`, installed if missing.
-fn redis_server() -> PathBuf {
+pub fn redis_server() -> PathBuf {
     static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = PATH.get_or_init(|| {
         if let Some(path) = which("redis-server") {
