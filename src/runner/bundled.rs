@@ -22,7 +22,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub enum Bundled {
     InProcess(ServerHandle),
-    Cluster(Cluster),
+    Cluster(Box<Cluster>),
 }
 
 impl Bundled {
@@ -79,7 +79,8 @@ impl Cluster {
     pub async fn start(spec: &ClusterSpec, pki: Option<&GeneratedPki>) -> Result<Cluster, RunError> {
         let tls_files = match pki {
             Some(pki) => {
-                let dir = std::env::temp_dir().join(format!("openframe-harness-cluster-{}", std::process::id()));
+                let dir =
+                    std::env::temp_dir().join(format!("openframe-harness-cluster-{}", std::process::id()));
                 let files = pki
                     .write_pem_files(&dir)
                     .map_err(|e| RunError::Workers(format!("cannot write {}: {e}", dir.display())))?;
@@ -89,7 +90,12 @@ impl Cluster {
         };
         let tls_flags: Vec<&std::ffi::OsStr> = match &tls_files {
             Some((_, files)) => {
-                vec!["--tls-cert".as_ref(), files.cert.as_os_str(), "--tls-key".as_ref(), files.key.as_os_str()]
+                vec![
+                    "--tls-cert".as_ref(),
+                    files.cert.as_os_str(),
+                    "--tls-key".as_ref(),
+                    files.key.as_os_str(),
+                ]
             }
             None => Vec::new(),
         };
@@ -113,7 +119,8 @@ impl Cluster {
             let _ = broker.kill().await;
             return Err(error);
         }
-        let exe = std::env::current_exe().map_err(|e| RunError::Workers(format!("cannot find my own executable: {e}")))?;
+        let exe = std::env::current_exe()
+            .map_err(|e| RunError::Workers(format!("cannot find my own executable: {e}")))?;
         let mut serve = Command::new(exe)
             .args(["serve", "--addr", "127.0.0.1:0", "--workers", &spec.workers.to_string()])
             .args(["--broker", &format!("redis://127.0.0.1:{port}"), "--status-interval", "0s"])

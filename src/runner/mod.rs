@@ -154,7 +154,7 @@ async fn start_embedded(plan: &Plan) -> Result<Option<EmbeddedServer>, RunError>
         }
         let spec = ClusterSpec { workers: *cluster_workers, secret: jwt_secret, serve_flags };
         let cluster = Cluster::start(&spec, pki.as_ref()).await?;
-        return Ok(Some(EmbeddedServer { server: Bundled::Cluster(cluster), pki }));
+        return Ok(Some(EmbeddedServer { server: Bundled::Cluster(Box::new(cluster)), pki }));
     }
     let server_tls = match &pki {
         Some(pki) => Some(pki.server_tls().map_err(|source| tls_error("embedded", source))?),
