@@ -267,6 +267,10 @@ async fn tcp_to(
     let socket =
         if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(ConnectError::Tcp)?;
     if let Some(source) = source {
+        // Port 0 at bind() would reserve a port for every destination, capping a source address
+        // at one ephemeral range in all (and making each bind search an almost full range);
+        // with IP_BIND_ADDRESS_NO_PORT the port is chosen at connect() per destination.
+        bind_address_no_port(&socket).map_err(ConnectError::Tcp)?;
         socket.bind(SocketAddr::new(source, 0)).map_err(ConnectError::Tcp)?;
     }
     if let Some(bytes) = receive_buffer {
@@ -278,4 +282,21 @@ async fn tcp_to(
         .map_err(ConnectError::Tcp)?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
+}
+
+/// Sets `IP_BIND_ADDRESS_NO_PORT` (Linux ≥ 4.2; socket2 has no setter for it).
+fn bind_address_no_port(socket: &TcpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor, and a pointer to an int of the length given.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }

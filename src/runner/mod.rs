@@ -26,6 +26,7 @@ pub mod finish;
 pub mod oracle;
 pub mod preflight;
 pub mod publisher;
+mod session;
 pub mod shard;
 pub mod workers;
 
