@@ -155,8 +155,8 @@ impl Executor {
             Observation { answers: seen, events: Vec::new(), sentinel: None, end, elapsed: self.answer };
         note(ran, &obs);
         ran.normal = normalize(&obs);
-        judge(&Expected::Close { code }, &obs, self.extensions)
-            .map_err(|m| with_expected(m, &Expected::Close { code }))
+        judge(&Expected::close(code), &obs, self.extensions)
+            .map_err(|m| with_expected(m, &Expected::close(code)))
     }
 
     async fn handshake(&mut self, mutation: &TokenMutation, ran: &mut Ran) -> Result<(), Mismatch> {
@@ -230,7 +230,7 @@ impl Executor {
                 format!("invalid token {mutation:?} was accepted: {}", m.text),
             ));
         }
-        let expected = Expected::Close { code: 1008 };
+        let expected = Expected::close(1008);
         judge(&expected, &obs, self.extensions).map_err(|m| with_expected(m, &expected))?;
         match seen.as_slice() {
             [m] if m.is_error("AUTH_ERROR") => Ok(()),

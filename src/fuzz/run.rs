@@ -107,7 +107,7 @@ pub fn signature(case: &FuzzCase, mismatch: &Mismatch, max_bytes: usize) -> Stri
             match expect_message(payload, *binary, *publish_scope, max_bytes) {
                 Expected::Error { code, .. } => format!("error {code}"),
                 Expected::Confirmed { kind, .. } => kind,
-                Expected::Close { code } => format!("close {code}"),
+                Expected::Close { code, .. } => format!("close {code}"),
                 other => format!("{other:?}").split([' ', '{']).next().unwrap_or_default().to_owned(),
             }
         }

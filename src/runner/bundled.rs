@@ -144,7 +144,8 @@ impl Cluster {
                 Ok(())
             });
         }
-        let mut serve = serve.spawn().map_err(|e| RunError::Workers(format!("cannot start the server cluster: {e}")))?;
+        let mut serve =
+            serve.spawn().map_err(|e| RunError::Workers(format!("cannot start the server cluster: {e}")))?;
         let Some(stderr) = serve.stderr.take() else {
             return Err(RunError::Workers("the server cluster's messages cannot be read".into()));
         };
