@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
-use super::exec::Executor;
 use super::model::{Mismatch, Oracle};
 use super::report::{FINDING_FORMAT, Finding, FindingFile, FuzzReport};
 use super::run::{FuzzError, FuzzPlan, expected_of};
@@ -40,14 +39,7 @@ pub async fn replay(plan: FuzzPlan, file: FindingFile, name: &str) -> Result<Fuz
     let started_at = format_rfc3339_millis(SystemTime::now());
     let started = Instant::now();
     let case = file.finding.case.clone().unwrap_or(super::case::FuzzCase::Sequence { steps: Vec::new() });
-    let mut exec = Executor::new(
-        sut.target.clone(),
-        plan.creds.clone(),
-        plan.extensions,
-        plan.answer,
-        plan.max_message_bytes,
-        "replay".into(),
-    );
+    let mut exec = plan.executor(&sut.target, "replay".into());
     let ran = exec.run(&case).await;
     exec.reset().await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;

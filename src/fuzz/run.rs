@@ -22,7 +22,7 @@ use super::report::{Finding, FuzzReport};
 use super::{canary, growth, shrink};
 use crate::probe::conn::PreflightError;
 use crate::probe::sut::{BundledTls, SutError};
-use crate::probe::{Credentials, Sut, SutSpec};
+use crate::probe::{Credentials, Sut, SutSpec, Target};
 use crate::protocol::jwt::DEFAULT_DEV_SECRET;
 use crate::protocol::timestamp::format_rfc3339_millis;
 
@@ -56,6 +56,19 @@ pub struct FuzzPlan {
 }
 
 impl FuzzPlan {
+    /// An executor for `target` with this plan's credentials, oracles and limits; `nonce` keeps
+    /// its subjects and topics apart from every other executor's.
+    pub fn executor(&self, target: &Target, nonce: String) -> Executor {
+        Executor::new(
+            target.clone(),
+            self.creds.clone(),
+            self.extensions,
+            self.answer,
+            self.max_message_bytes,
+            nonce,
+        )
+    }
+
     pub fn new(sut: SutSpec, creds: Credentials, seed: u64, stop: Stop) -> FuzzPlan {
         FuzzPlan {
             sut,
@@ -193,24 +206,8 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
         let (tx, mut rx) = mpsc::channel::<Event>(1024);
         let mut tasks = JoinSet::new();
         for w in 0..workers {
-            let mut exec = Executor::new(
-                sut.target.clone(),
-                plan.creds.clone(),
-                plan.extensions,
-                plan.answer,
-                plan.max_message_bytes,
-                format!("{nonce}-{w}"),
-            );
-            let mut ref_exec = reference.as_ref().map(|r| {
-                Executor::new(
-                    r.target.clone(),
-                    plan.creds.clone(),
-                    plan.extensions,
-                    plan.answer,
-                    plan.max_message_bytes,
-                    format!("{nonce}-r{w}"),
-                )
-            });
+            let mut exec = plan.executor(&sut.target, format!("{nonce}-{w}"));
+            let mut ref_exec = reference.as_ref().map(|r| plan.executor(&r.target, format!("{nonce}-r{w}")));
             let (tx, epoch, counters, corpus, gen_config) = (
                 tx.clone(),
                 epoch.clone(),
@@ -369,14 +366,7 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
     {
         other_findings.push(plain_finding(Oracle::CanaryDamage, report.damage.iter().take(20).cloned().collect::<Vec<_>>().join("\n"), "canary subscribers lose no event, stay connected and receive within the bound while fuzzing (§5, §6)"));
     }
-    let mut exec = Executor::new(
-        sut.target.clone(),
-        plan.creds.clone(),
-        plan.extensions,
-        plan.answer,
-        plan.max_message_bytes,
-        format!("{nonce}-g"),
-    );
+    let mut exec = plan.executor(&sut.target, format!("{nonce}-g"));
     let growth_report = if plan.growth && !interrupted {
         Some(growth::check(&mut exec, || sut.rss_bytes()).await)
     } else {
@@ -509,14 +499,7 @@ async fn find_killer(
 
 /// Whether running `case` kills the (child) server; restarts it when it does.
 async fn kills(sut: &mut Sut, plan: &FuzzPlan, case: &FuzzCase) -> bool {
-    let mut exec = Executor::new(
-        sut.target.clone(),
-        plan.creds.clone(),
-        plan.extensions,
-        plan.answer,
-        plan.max_message_bytes,
-        "k".into(),
-    );
+    let mut exec = plan.executor(&sut.target, "k".into());
     let _ = tokio::time::timeout(plan.answer * 2, exec.run(case)).await;
     exec.reset().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -532,14 +515,7 @@ async fn reproduces(sut: &mut Sut, plan: &FuzzPlan, case: &FuzzCase, oracle: Ora
     if oracle == Oracle::ServerDied {
         return kills(sut, plan, case).await;
     }
-    let mut exec = Executor::new(
-        sut.target.clone(),
-        plan.creds.clone(),
-        plan.extensions,
-        plan.answer,
-        plan.max_message_bytes,
-        format!("{nonce}-s"),
-    );
+    let mut exec = plan.executor(&sut.target, format!("{nonce}-s"));
     let ran = exec.run(case).await;
     let result = match oracle {
         Oracle::LivenessLost => exec.probe("shrink").await.is_err(),
@@ -564,14 +540,7 @@ async fn shrink_finding(sut: &mut Sut, plan: &FuzzPlan, finding: &mut Finding, n
         }
     })
     .await;
-    let mut exec = Executor::new(
-        sut.target.clone(),
-        plan.creds.clone(),
-        plan.extensions,
-        plan.answer,
-        plan.max_message_bytes,
-        format!("{nonce}-f"),
-    );
+    let mut exec = plan.executor(&sut.target, format!("{nonce}-f"));
     let ran = exec.run(&small).await;
     exec.reset().await;
     if oracle == Oracle::ServerDied && sut.death().is_some() {
