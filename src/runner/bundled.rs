@@ -3,6 +3,7 @@
 //! `serve` processes on one port over a Redis broker started for the run (PROTOCOL.md holds
 //! across them; see docs/ARCHITECTURE.md, "The server as a cluster").
 
+use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -14,6 +15,7 @@ use tokio::process::{Child, Command};
 use super::RunError;
 use crate::server::ServerHandle;
 use crate::tls::GeneratedPki;
+use crate::tls::generate::PemFiles;
 
 /// CPU priority of the server cluster's processes, below the harness's (0): on a machine that
 /// runs both, the instrument reads what the server has sent as soon as it is there, and the
@@ -74,36 +76,48 @@ pub struct Cluster {
     serve: Child,
     ws_url: String,
     http_url: String,
-    /// The generated certificate and key handed to `serve`, removed at stop.
-    tls_files: Option<PathBuf>,
+    /// Kept until the cluster is dropped.
+    _tls_files: Option<TlsFiles>,
+}
+
+/// The generated certificate and key handed to `serve`, in a folder removed on drop.
+#[derive(Debug)]
+struct TlsFiles {
+    dir: PathBuf,
+    files: PemFiles,
+}
+
+impl TlsFiles {
+    fn write(pki: &GeneratedPki) -> Result<TlsFiles, RunError> {
+        let dir = std::env::temp_dir().join(format!("openframe-harness-cluster-{}", std::process::id()));
+        let files = pki
+            .write_pem_files(&dir)
+            .map_err(|e| RunError::Workers(format!("cannot write {}: {e}", dir.display())))?;
+        Ok(TlsFiles { dir, files })
+    }
+
+    fn serve_flags(&self) -> Vec<&OsStr> {
+        vec![
+            "--tls-cert".as_ref(),
+            self.files.cert.as_os_str(),
+            "--tls-key".as_ref(),
+            self.files.key.as_os_str(),
+        ]
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Cluster {
     /// Starts a Redis broker on a free loopback port, then the server cluster over it; with
     /// `pki`, the cluster serves `wss://` with its certificate.
     pub async fn start(spec: &ClusterSpec, pki: Option<&GeneratedPki>) -> Result<Cluster, RunError> {
-        let tls_files = match pki {
-            Some(pki) => {
-                let dir =
-                    std::env::temp_dir().join(format!("openframe-harness-cluster-{}", std::process::id()));
-                let files = pki
-                    .write_pem_files(&dir)
-                    .map_err(|e| RunError::Workers(format!("cannot write {}: {e}", dir.display())))?;
-                Some((dir, files))
-            }
-            None => None,
-        };
-        let tls_flags: Vec<&std::ffi::OsStr> = match &tls_files {
-            Some((_, files)) => {
-                vec![
-                    "--tls-cert".as_ref(),
-                    files.cert.as_os_str(),
-                    "--tls-key".as_ref(),
-                    files.key.as_os_str(),
-                ]
-            }
-            None => Vec::new(),
-        };
+        let tls_files = pki.map(TlsFiles::write).transpose()?;
+        let tls_flags = tls_files.as_ref().map(TlsFiles::serve_flags).unwrap_or_default();
         let redis = which("redis-server").ok_or_else(|| {
             RunError::Preflight(
                 "the scenario asks for a server cluster (cluster_workers), which needs a Redis broker and \
@@ -175,7 +189,7 @@ impl Cluster {
             }
         });
         let http_url = super::super::scenario::plan::derive_http_url(&ws_url).unwrap_or_default();
-        Ok(Cluster { broker, serve, ws_url, http_url, tls_files: tls_files.map(|(dir, _)| dir) })
+        Ok(Cluster { broker, serve, ws_url, http_url, _tls_files: tls_files })
     }
 
     /// SIGTERM to the cluster (every connection gets 1001), then the broker.
@@ -189,9 +203,6 @@ impl Cluster {
         }
         let _ = self.broker.kill().await;
         let _ = self.broker.wait().await;
-        if let Some(dir) = self.tls_files {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 
