@@ -221,8 +221,10 @@ impl<'a> Session<'a> {
                         return end;
                     }
                 }
+                // The cluster paths are boxed: inline, their broker futures would make every
+                // connection's task larger, cluster or not.
                 _ = close_arrived(self.close_hold.as_deref()), if self.close_hold.is_some() => {
-                    if let Err(end) = self.before_close(ws, &mut batch).await {
+                    if let Err(end) = Box::pin(self.before_close(ws, &mut batch)).await {
                         return end;
                     }
                 }
@@ -232,7 +234,7 @@ impl<'a> Session<'a> {
                         return end;
                     }
                     if let Some(request) = self.cluster_request.take()
-                        && let Err(end) = self.through_broker(request).await
+                        && let Err(end) = Box::pin(self.through_broker(request)).await
                     {
                         return end;
                     }

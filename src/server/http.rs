@@ -151,10 +151,15 @@ where
         };
         let (stream, leftover) = (parts.io.into_inner(), parts.read_buf.to_vec());
         if session_state.cluster.is_some() {
-            // A client's Close waits until what it is owed has come from the broker.
-            let (gate, hold) = CloseGate::new(stream, leftover);
-            let ws = connection::accept(gate, Vec::new(), &session_state).await;
-            connection::run(ws, admission, session_state, Some(hold)).await;
+            // A client's Close waits until what it is owed has come from the broker. Boxed: a
+            // connection over a CloseGate is a larger future, and inline it would size every
+            // connection's task, cluster or not.
+            Box::pin(async move {
+                let (gate, hold) = CloseGate::new(stream, leftover);
+                let ws = connection::accept(gate, Vec::new(), &session_state).await;
+                connection::run(ws, admission, session_state, Some(hold)).await;
+            })
+            .await;
         } else {
             let ws = connection::accept(stream, leftover, &session_state).await;
             connection::run(ws, admission, session_state, None).await;
