@@ -313,10 +313,8 @@ pub fn judge(expected: &Expected, obs: &Observation, extensions: bool) -> Result
     if let Expected::Close { code, or } = expected {
         return match obs.end {
             End::Closed(Some(got)) if got == *code || Some(got) == *or => Ok(()),
-            End::Closed(got) => Err(Mismatch::new(
-                Oracle::WrongCloseCode,
-                format!("closed with {got:?}, expected {}", expected.describe()),
-            )),
+            // Every caller appends what was expected (`with_expected`).
+            End::Closed(got) => Err(Mismatch::new(Oracle::WrongCloseCode, format!("closed with {got:?}"))),
             End::Open => Err(Mismatch::new(
                 Oracle::NotClosed,
                 format!("still open and answering, expected close {code}"),

@@ -101,8 +101,7 @@ pub fn check(plan: &Plan, machine: &Machine, workers: Option<u32>) -> Result<Lay
 }
 
 /// The bundled server's share of the sockets: in this process (with the clients when there are
-/// no workers), or spread over `cluster_workers` server processes. The kernel spreads a
-/// `SO_REUSEPORT` group's connections by hash, so each server process is allowed a tenth more
+/// no workers), or spread over `cluster_workers` server processes, each allowed a tenth more
 /// than its even share.
 fn check_bundled_server(
     sockets: u64,
@@ -112,13 +111,13 @@ fn check_bundled_server(
     machine: &Machine,
 ) -> Result<(), PreflightError> {
     if cluster_workers > 1 {
-        let per_process = sockets.div_ceil(u64::from(cluster_workers)) * 11 / 10;
+        let per_process = with_reuseport_slack(sockets.div_ceil(u64::from(cluster_workers)));
         if per_process > capacity {
             return Err(PreflightError(format!(
                 "the bundled server's {cluster_workers} processes would hold up to {per_process} sockets each, \
                  over the open-file limit of {}: set [target] cluster_workers = {} or more",
                 machine.open_files,
-                (sockets * 11 / 10).div_ceil(capacity)
+                with_reuseport_slack(sockets).div_ceil(capacity)
             )));
         }
         return Ok(());
@@ -130,10 +129,16 @@ fn check_bundled_server(
              clients), over the open-file limit of {}: set [target] cluster_workers = {} (server processes \
              over a Redis broker started for the run), or point the scenario at an external server with --target",
             machine.open_files,
-            (sockets * 11 / 10).div_ceil(capacity)
+            with_reuseport_slack(sockets).div_ceil(capacity)
         )));
     }
     Ok(())
+}
+
+/// `sockets` plus a tenth: the kernel spreads a `SO_REUSEPORT` group's connections by hash, not
+/// evenly.
+fn with_reuseport_slack(sockets: u64) -> u64 {
+    sockets * 11 / 10
 }
 
 /// Checks what this one process needs (its share of the sockets, and the bundled server's when
