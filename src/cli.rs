@@ -273,6 +273,10 @@ pub struct RunArgs {
     /// Progress as JSON lines on stdout (for a parent of worker processes).
     #[arg(long, hide = true)]
     pub progress_json: bool,
+    /// Serve /metrics (Prometheus), /events and a live page on ADDR during the run
+    /// [default: the scenario's `[harness] live`]; 127.0.0.1:0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub live: Option<String>,
 }
 
 /// RFC 3339 or Unix seconds, to microseconds since the epoch.

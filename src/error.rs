@@ -47,6 +47,9 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
         if let Some(tls) = cause.downcast_ref::<crate::tls::TlsError>() {
             return tls.exit_code();
         }
+        if let Some(live) = cause.downcast_ref::<crate::live::LiveError>() {
+            return live.exit_code();
+        }
         if cause.is::<BadInput>()
             || cause.is::<crate::server::faults::FaultSpecError>()
             || cause.is::<crate::scenario::ScenarioError>()

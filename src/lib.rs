@@ -8,10 +8,12 @@
 //! - [`probe`]: the checking client both share: targets, the server under test, observed answers.
 //! - [`protocol`]: messages, topics, filters, tokens and their validation; shared by everything.
 //! - [`scenario`]: scenario files and the validated plan a run executes.
+//! - [`live`]: `run --live`: the run so far as `/metrics`, server-sent events and a live page.
 //! - [`metrics`]: latency histograms, per-shard statistics, the aggregator, live progress.
 //! - [`report`]: report folders and formats.
 //! - [`runner`]: the scenario runner: shards of clients and publishers, the delivery oracle.
 //! - [`server`]: the bundled reference server (embeddable; `openframe-harness serve`).
+//! - [`telemetry`]: the target's own Prometheus metrics, scraped once a second during a run.
 //! - [`tls`]: TLS for server, runner and probe: trust, SNI and ALPN, resumption, failures.
 //! - [`util`]: durations and process statistics.
 //! - [`wire`]: raw RFC 6455 frames and a hand-written upgrade, for the suite and the fuzzer.
@@ -21,6 +23,7 @@ pub mod commands;
 pub mod conform;
 pub mod error;
 pub mod fuzz;
+pub mod live;
 pub mod metrics;
 pub mod probe;
 pub mod protocol;
@@ -28,6 +31,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod telemetry;
 pub mod tls;
 pub mod util;
 pub mod wire;

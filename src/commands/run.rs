@@ -2,6 +2,7 @@
 //! there is no target), write the report folder, print the verdict, exit with CLI.md's code.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::check::INSECURE_WARNING;
 use crate::cli::{CredentialArgs, RunArgs};
 use crate::error::{BadInput, Outcome};
+use crate::live::{self, LiveServer, LiveSnapshot};
 use crate::report::files::write_run_folder;
 use crate::report::md::verdict;
 use crate::report::model::RunReport;
@@ -56,6 +58,10 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
                 .workers
         }
     };
+    let live = start_live(&args, &plan)?;
+    if let Some(live) = &live {
+        eprintln!("live: {}", live.url());
+    }
     let name = plan.name.clone();
     if !args.quiet {
         eprintln!(
@@ -85,6 +91,7 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
         run_id: args.run_id.or_else(|| args.start_at.map(|at| shared_run_id(at, plan.seed))),
         board: args.board.clone(),
         progress_json: args.progress_json,
+        live: live.clone(),
     };
     let report = if workers > 0 {
         let setup = WorkerSetup {
@@ -100,11 +107,39 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
     .context("the run could not be carried out")?;
     write_run_folder(&folder, &report)
         .with_context(|| format!("cannot write the report into {}", folder.display()))?;
+    if let Some(live) = live {
+        let last = runner::live_feed::finished(&live, &folder, report.passed, report.valid);
+        let _ = tokio::task::spawn_blocking(move || live.finish(last)).await;
+    }
     if !args.progress_json {
         print_summary(&report);
         println!("report: {}", folder.display());
     }
     Ok(outcome(&report))
+}
+
+/// The live endpoint of `--live ADDR` (or `[harness] live`), bound now so that a bad address
+/// (exit 2) or a port in use (exit 3) stops the run before it starts. A worker process of a
+/// parent run has none: the parent's endpoint covers the whole run.
+fn start_live(args: &RunArgs, plan: &scenario::Plan) -> anyhow::Result<Option<Arc<LiveServer>>> {
+    if args.progress_json {
+        return Ok(None);
+    }
+    let addr = match &args.live {
+        Some(text) => live::parse_address(text)?,
+        None => match plan.harness.live {
+            Some(addr) => addr,
+            None => return Ok(None),
+        },
+    };
+    let listener = live::bind(addr)?;
+    let first = LiveSnapshot {
+        scenario: plan.name.clone(),
+        verdict: "starting".into(),
+        counters: crate::report::model::Counters::default().iter().collect(),
+        ..LiveSnapshot::default()
+    };
+    Ok(Some(Arc::new(LiveServer::start(listener, first)?)))
 }
 
 /// The run id of shards started apart (other machines, a Kubernetes Job): derived from what they

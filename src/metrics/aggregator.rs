@@ -7,13 +7,34 @@
 
 use std::collections::BTreeMap;
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
 
 use super::histogram::{encode, summarize};
 use super::progress::{Progress, ProgressLine};
 use super::{Histograms, LatencyMetric, ShardReport};
 use crate::protocol::ViolationKind;
 use crate::report::model::{Counters, Interval, Sample};
+use crate::report::server_sample::ServerSample;
+
+/// The latest scrape of the target's metrics and when it was taken (`None` before the first).
+pub type ServerSamples = watch::Receiver<Option<(Instant, ServerSample)>>;
+
+/// A sample older than this when an interval closes belongs to an earlier second.
+const SAMPLE_FRESH_FOR: Duration = Duration::from_millis(1_500);
+
+/// Called once per closed interval with the totals so far (the new interval last) and the
+/// interval's own histograms: how a live view follows the run without holding its state.
+#[derive(Clone)]
+pub struct IntervalHook(pub Arc<dyn Fn(&Totals, &Histograms) + Send + Sync>);
+
+impl std::fmt::Debug for IntervalHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IntervalHook")
+    }
+}
 
 /// Everything a run measured, once every shard has sent its final report.
 #[derive(Debug, Default)]
@@ -32,6 +53,8 @@ pub struct Totals {
     pub completion: Vec<Vec<u64>>,
     /// Per shard thread: the share of its time it was on the CPU.
     pub shard_busy: Vec<f64>,
+    /// When the server sample attached to the latest interval was taken (one sample, one interval).
+    pub last_server_sample: Option<Instant>,
 }
 
 impl Totals {
@@ -53,6 +76,10 @@ pub struct AggregatorConfig {
     pub planned_clients: u64,
     pub duration_s: f64,
     pub progress: Progress,
+    /// The target's metrics, scraped once a second beside the run (`intervals[].server`).
+    pub server: Option<ServerSamples>,
+    /// Told of every closed interval (the live endpoint's feed).
+    pub on_interval: Option<IntervalHook>,
 }
 
 #[derive(Debug, Default)]
@@ -176,6 +203,10 @@ fn close_interval(
         errors,
         connections_opened: c.connections_opened,
         histograms,
+        server: config
+            .server
+            .as_ref()
+            .and_then(|samples| fresh_sample(samples, &mut totals.last_server_sample)),
     };
     let so_far = summarize(totals.histograms.get(LatencyMetric::Fanout));
     progress.show(&ProgressLine {
@@ -189,6 +220,20 @@ fn close_interval(
         errors: totals.intervals.iter().map(|i| i.errors).sum::<u64>() + errors,
     });
     totals.intervals.push(interval);
+    if let Some(hook) = &config.on_interval {
+        (hook.0)(totals, &done.histograms);
+    }
+}
+
+/// The latest sample when it is recent and not attached to an interval yet.
+fn fresh_sample(samples: &ServerSamples, last: &mut Option<Instant>) -> Option<ServerSample> {
+    let latest = samples.borrow();
+    let (at, sample) = latest.as_ref()?;
+    if at.elapsed() > SAMPLE_FRESH_FOR || last.is_some_and(|seen| seen >= *at) {
+        return None;
+    }
+    *last = Some(*at);
+    Some(sample.clone())
 }
 
 #[cfg(test)]
@@ -215,6 +260,8 @@ mod tests {
             planned_clients: 20,
             duration_s: 2.0,
             progress: Progress::Off,
+            server: None,
+            on_interval: None,
         };
         let task = tokio::spawn(run(config, rx));
         tx.send(report(0, 1, 5, false)).await.unwrap();
@@ -228,6 +275,19 @@ mod tests {
         assert_eq!(totals.counters_total().events_delivered, 15);
         assert_eq!(totals.peak_clients, 20);
         assert_eq!(totals.histograms.get(LatencyMetric::Fanout).len(), 4);
+    }
+
+    #[test]
+    fn a_server_sample_goes_to_one_interval_while_it_is_fresh() {
+        let (tx, rx) = watch::channel(None);
+        let mut last = None;
+        assert_eq!(fresh_sample(&rx, &mut last), None, "nothing scraped yet");
+        let sample = ServerSample { connections: 3, ..ServerSample::default() };
+        tx.send_replace(Some((Instant::now(), sample.clone())));
+        assert_eq!(fresh_sample(&rx, &mut last), Some(sample.clone()));
+        assert_eq!(fresh_sample(&rx, &mut last), None, "the same scrape is not attached twice");
+        tx.send_replace(Some((Instant::now() - Duration::from_secs(3), sample)));
+        assert_eq!(fresh_sample(&rx, &mut last), None, "a stale scrape is not this second's");
     }
 
     #[test]

@@ -121,6 +121,16 @@ pub fn write_md<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
         if h.server_in_process { " (bundled server included)" } else { "" },
         report.latency_us.get("loop_lag").map_or("-".to_owned(), |s| format_micros(s.p99)),
     )?;
+    if let Some(peaks) = ServerPeaks::of(report) {
+        writeln!(
+            w,
+            "**Server** (its own metrics, {} seconds scraped): peak CPU {:.2} cores, peak resident memory {:.1} MiB, peak {} connections.",
+            peaks.seconds,
+            peaks.cpu_cores,
+            peaks.rss_bytes as f64 / (1024.0 * 1024.0),
+            peaks.connections
+        )?;
+    }
     if !report.samples.is_empty() {
         writeln!(w, "\n<details><summary>{} samples of what went wrong</summary>\n", report.samples.len())?;
         for sample in report.samples.iter().take(10) {
@@ -131,10 +141,68 @@ pub fn write_md<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
     Ok(())
 }
 
+/// The highest figures of the target's own metrics over the run (`intervals[].server`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServerPeaks {
+    /// Seconds with a sample.
+    pub seconds: usize,
+    /// CPU seconds per second between consecutive samples.
+    pub cpu_cores: f64,
+    pub rss_bytes: u64,
+    pub connections: u64,
+}
+
+impl ServerPeaks {
+    /// `None` when no second has a sample.
+    pub fn of(report: &RunReport) -> Option<ServerPeaks> {
+        let mut peaks = ServerPeaks { seconds: 0, cpu_cores: 0.0, rss_bytes: 0, connections: 0 };
+        let mut previous: Option<(f64, f64)> = None;
+        for interval in &report.intervals {
+            let Some(server) = &interval.server else {
+                previous = None;
+                continue;
+            };
+            peaks.seconds += 1;
+            peaks.rss_bytes = peaks.rss_bytes.max(server.rss_bytes);
+            peaks.connections = peaks.connections.max(server.connections);
+            if let Some((t0, cpu0)) = previous
+                && interval.t_s > t0
+                && server.cpu_s >= cpu0
+            {
+                peaks.cpu_cores = peaks.cpu_cores.max((server.cpu_s - cpu0) / (interval.t_s - t0));
+            }
+            previous = Some((interval.t_s, server.cpu_s));
+        }
+        (peaks.seconds > 0).then_some(peaks)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::model::GateResult;
+
+    #[test]
+    fn gives_the_servers_peak_cpu_and_memory_when_it_was_scraped() {
+        use crate::report::model::Interval;
+        use crate::report::server_sample::ServerSample;
+        let mut report = RunReport::empty("s");
+        for (t, cpu_s, rss_bytes) in [(1.0, 1.0, 10 << 20), (2.0, 1.5, 30 << 20), (3.0, 1.75, 20 << 20)] {
+            let server = Some(ServerSample { cpu_s, rss_bytes, connections: 4, ..ServerSample::default() });
+            report.intervals.push(Interval { t_s: t, server, ..Interval::default() });
+        }
+        let peaks = ServerPeaks::of(&report).unwrap();
+        assert_eq!(
+            (peaks.seconds, peaks.cpu_cores, peaks.rss_bytes, peaks.connections),
+            (3, 0.5, 30 << 20, 4)
+        );
+        let mut text = Vec::new();
+        write_md(&mut text, &report).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("peak CPU 0.50 cores, peak resident memory 30.0 MiB"), "{text}");
+        report.intervals.clear();
+        assert_eq!(ServerPeaks::of(&report), None);
+    }
 
     #[test]
     fn names_the_verdict_gates_and_counters() {

@@ -131,6 +131,7 @@ fn merge_intervals(reports: &[RunReport]) -> Result<Vec<Interval>, MergeError> {
                 errors: parts.iter().map(|i| i.errors).sum(),
                 connections_opened: parts.iter().map(|i| i.connections_opened).sum(),
                 histograms: histograms.iter().map(|(k, h)| (k.clone(), encode(h))).collect(),
+                server: parts.iter().find_map(|i| i.server.clone()),
             })
         })
         .collect()

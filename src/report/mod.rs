@@ -2,6 +2,7 @@
 //!
 //! - [`folder`]: the report folder of CLI.md; [`files`]: writing a run's folder;
 //! - [`model`]: `report.json` of `run`; [`counters`]: what each counter means;
+//!   [`server_sample`]: the target's own figures per second;
 //!   [`read`]: reading a `report.json` back;
 //! - [`md`]: `report.md`, short enough for a pull-request comment;
 //! - [`html`]: `report.html`, one self-contained page with [`svg`] charts;
@@ -24,4 +25,5 @@ pub mod merge;
 pub mod model;
 pub mod numbers;
 pub mod read;
+pub mod server_sample;
 pub mod svg;

@@ -127,6 +127,9 @@ pub struct Interval {
     pub connections_opened: u64,
     /// HdrHistogram V2 compressed, base64, of each latency metric recorded in this interval.
     pub histograms: BTreeMap<String, String>,
+    /// The target's own metrics at the end of this second, when they could be scraped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<crate::report::server_sample::ServerSample>,
 }
 
 /// What the harness cost and whether its measurements can be trusted.

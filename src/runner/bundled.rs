@@ -47,6 +47,17 @@ impl Bundled {
         }
     }
 
+    /// The `/metrics` URL of every process of the server.
+    pub fn metrics_urls(&self) -> Vec<String> {
+        match self {
+            Bundled::InProcess(server) => vec![format!("{}/metrics", server.http_url())],
+            Bundled::Cluster(cluster) if !cluster.process_metrics.is_empty() => {
+                cluster.process_metrics.clone()
+            }
+            Bundled::Cluster(cluster) => vec![format!("{}/metrics", cluster.http_url)],
+        }
+    }
+
     /// Whether the server shares this process (its CPU and memory are in the harness's figures).
     pub fn in_process(&self) -> bool {
         matches!(self, Bundled::InProcess(_))
@@ -76,6 +87,8 @@ pub struct Cluster {
     serve: Child,
     ws_url: String,
     http_url: String,
+    /// Each worker process's own `/metrics` (the shared port answers from any one of them).
+    process_metrics: Vec<String>,
     /// Kept until the cluster is dropped.
     _tls_files: Option<TlsFiles>,
 }
@@ -182,6 +195,20 @@ impl Cluster {
             let _ = broker.kill().await;
             return Err(RunError::Workers("the server cluster did not report its address".into()));
         };
+        // The supervisor names each worker's own address next; their /metrics are scraped apart.
+        let mut process_metrics = Vec::new();
+        let _ = tokio::time::timeout(START_TIMEOUT, async {
+            while process_metrics.len() < spec.workers as usize {
+                let Ok(Some(line)) = lines.next_line().await else { break };
+                if let Some((_, rest)) = line.split_once("own address ")
+                    && let Some(url) = rest.split_whitespace().next()
+                {
+                    process_metrics.push(format!("{url}/metrics"));
+                }
+                eprintln!("server: {line}");
+            }
+        })
+        .await;
         // Keep passing the cluster's later messages on (a worker that dies says so).
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -189,7 +216,7 @@ impl Cluster {
             }
         });
         let http_url = super::super::scenario::plan::derive_http_url(&ws_url).unwrap_or_default();
-        Ok(Cluster { broker, serve, ws_url, http_url, _tls_files: tls_files })
+        Ok(Cluster { broker, serve, ws_url, http_url, process_metrics, _tls_files: tls_files })
     }
 
     /// SIGTERM to the cluster (every connection gets 1001), then the broker.

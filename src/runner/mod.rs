@@ -9,7 +9,8 @@
 //! - [`client`], [`publisher`]: the simulated participants;
 //! - [`context`], [`shard`]: shared state and the per-thread shards that run the participants;
 //! - [`finish`]: turning the aggregated totals into the report;
-//! - [`workers`]: splitting a run into local worker processes and merging their reports.
+//! - [`workers`]: splitting a run into local worker processes and merging their reports;
+//! - [`live_feed`]: the live endpoint's snapshots and the target's telemetry, beside the run.
 //!
 //! Flow: plan → (bundled server when there is no target) → preflight → shards (clients and
 //! publishers) → aggregator (per-second intervals, progress) → finish (report, validity, gates).
@@ -23,6 +24,7 @@ pub mod content;
 pub mod context;
 pub mod credentials;
 pub mod finish;
+pub mod live_feed;
 pub mod oracle;
 pub mod preflight;
 pub mod publisher;
@@ -113,6 +115,8 @@ pub struct RunOptions {
     pub board: Option<std::path::PathBuf>,
     /// One JSON line per second on stdout instead of the progress line, for a coordinating parent.
     pub progress_json: bool,
+    /// The live endpoint (`--live`), fed once a second.
+    pub live: Option<Arc<crate::live::LiveServer>>,
 }
 
 /// Runs `plan` to its end (or its interruption) and reports.
@@ -213,6 +217,7 @@ async fn run_against(
         }
     };
     let tls = client_tls(&plan, embedded, &ws_url, &http_url)?;
+    let tls_for_metrics = tls.clone();
     let unreachable = |source| match source {
         ConnectError::Tls(source) => RunError::Tls { target: ws_url.clone(), source },
         source => RunError::Unreachable { target: ws_url.clone(), source },
@@ -245,6 +250,8 @@ async fn run_against(
         None => PublisherBoard::new(plan.publishers.len()),
     });
     let groups = RunShared::group_runtimes(&plan, &board, &schedules, &contents);
+    let scraper =
+        live_feed::scraper_for(&plan, embedded, &ws_url, tls_for_metrics.clone(), options.quiet).await;
     let shards = plan.harness.threads;
     let assignments = assign(&plan, shards, options.shard);
     let stop = CancellationToken::new();
@@ -264,6 +271,16 @@ async fn run_against(
         stop: stop.clone(),
     });
 
+    let (server_tx, server_rx) = tokio::sync::watch::channel(None);
+    let scraping = scraper.map(|s| tokio::spawn(live_feed::scrape_each_second(s, server_tx, stop.clone())));
+    let on_interval = options.live.clone().map(|live| {
+        let labels = live_feed::RunLabels {
+            scenario: run.plan.name.clone(),
+            run_id: run_id.to_string(),
+            shard: options.shard.map(|s| format!("{}/{}", s.index, s.count)),
+        };
+        live_feed::interval_hook(live, labels)
+    });
     let (reports_tx, reports_rx) = mpsc::channel(shards * 4);
     let aggregator_config = AggregatorConfig {
         shards,
@@ -277,6 +294,8 @@ async fn run_against(
         } else {
             Progress::Line
         },
+        server: scraping.is_some().then_some(server_rx),
+        on_interval,
     };
     let aggregator = tokio::spawn(aggregator::run(aggregator_config, reports_rx));
     let cpu_before = process::cpu_time();
@@ -295,6 +314,9 @@ async fn run_against(
     };
     stop.cancel();
     let totals = aggregator.await.unwrap_or_default();
+    if let Some(scraping) = scraping {
+        let _ = scraping.await;
+    }
     for thread in threads {
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }

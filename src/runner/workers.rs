@@ -138,6 +138,15 @@ async fn coordinate(
     let show = !options.quiet;
     let mut pending: BTreeMap<u64, Vec<ProgressLine>> = BTreeMap::new();
     let mut interrupted = false;
+    // One live endpoint for the whole run: this process's, fed from the combined progress.
+    let mut live = options.live.clone().map(|live| {
+        let labels = super::live_feed::RunLabels {
+            scenario: plan.name.clone(),
+            run_id: run_id.to_string(),
+            shard: None,
+        };
+        super::live_feed::ProgressFeed::new(live, labels)
+    });
     loop {
         tokio::select! {
             line = lines.recv() => {
@@ -147,9 +156,14 @@ async fn coordinate(
                 parts.push(line);
                 if parts.len() == count as usize
                     && let Some(parts) = pending.remove(&key)
-                    && show
                 {
-                    show_line(&combine(&parts, planned, duration_s));
+                    let combined = combine(&parts, planned, duration_s);
+                    if show {
+                        show_line(&combined);
+                    }
+                    if let Some(live) = &mut live {
+                        live.publish(&combined);
+                    }
                 }
             }
             _ = options.interrupt.cancelled(), if !interrupted => {

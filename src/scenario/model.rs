@@ -72,6 +72,10 @@ pub struct TargetTable {
     /// Run the bundled server as this many `serve` processes on one port over a Redis broker
     /// started for the run (for more connections than one process may hold); default 1, in-process.
     pub cluster_workers: Option<u32>,
+    /// `http://` or `https://` URL of the target's Prometheus metrics, scraped once a second
+    /// (`intervals[].server`); default: the bundled server's, or the `/metrics` next to an
+    /// external target's `/v1/ws` when it answers.
+    pub metrics_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -162,6 +166,9 @@ pub struct HarnessSpec {
     pub drain: Option<DurationValue>,
     /// Connect timeout per attempt (default 10s).
     pub connect_timeout: Option<DurationValue>,
+    /// Serve the live endpoint (`/metrics`, `/events`, `/`) on this `HOST:PORT` during the run,
+    /// like `run --live` (which wins).
+    pub live: Option<toml::Spanned<String>>,
 }
 
 // ---- values with a syntax of their own ----

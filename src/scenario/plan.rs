@@ -59,6 +59,8 @@ pub struct Plan {
     pub publishers: Vec<PublisherPlan>,
     pub gates: Vec<Gate>,
     pub harness: HarnessPlan,
+    /// `[target] metrics_url`: where the target's Prometheus metrics are scraped (http or https).
+    pub metrics_url: Option<String>,
     /// The scenario file's text, kept for the report.
     pub source: String,
 }
@@ -215,6 +217,8 @@ pub struct HarnessPlan {
     pub max_loop_lag: Duration,
     pub drain: Duration,
     pub connect_timeout: Duration,
+    /// `[harness] live`: the live endpoint's address.
+    pub live: Option<std::net::SocketAddr>,
 }
 
 impl Plan {
@@ -266,8 +270,17 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         max_loop_lag: file.harness.max_loop_lag.map_or(Duration::from_millis(25), |d| d.0),
         drain: file.harness.drain.map_or(Duration::from_secs(2), |d| d.0),
         connect_timeout: file.harness.connect_timeout.map_or(Duration::from_secs(10), |d| d.0),
+        live: match &file.harness.live {
+            None => None,
+            Some(addr) => Some(parse_live_address(addr.get_ref()).ok_or_else(|| {
+                PlanError::at(
+                    addr.span(),
+                    format!("live must be HOST:PORT, e.g. 127.0.0.1:0, got {:?}", addr.get_ref()),
+                )
+            })?),
+        },
     };
-    let (target, tls) = target(file.target, overrides)?;
+    let (target, tls, metrics_url) = target(file.target, overrides)?;
     let (auth, auth_span) = match file.auth {
         Some(auth) => (auth.get_ref().clone(), auth.span()),
         None => (Default::default(), whole.clone()),
@@ -329,6 +342,7 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         publishers,
         gates,
         harness,
+        metrics_url,
         source: source.to_owned(),
     })
 }
@@ -336,16 +350,33 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
 /// Server processes a scenario may ask the bundled server to run as.
 const MAX_CLUSTER_WORKERS: u32 = 64;
 
+/// `HOST:PORT` with an IP address or `localhost`.
+pub fn parse_live_address(text: &str) -> Option<std::net::SocketAddr> {
+    match text.strip_prefix("localhost:") {
+        Some(port) => port.parse::<u16>().ok().map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+        None => text.parse().ok(),
+    }
+}
+
 fn target(
     spec: Option<toml::Spanned<TargetSpec>>,
     overrides: &Overrides,
-) -> Result<(TargetPlan, TlsPlan), PlanError> {
+) -> Result<(TargetPlan, TlsPlan, Option<String>), PlanError> {
     let span = spec.as_ref().map_or(0..1, |s| s.span());
     let table = match spec.map(toml::Spanned::into_inner) {
         None => Default::default(),
         Some(TargetSpec::Url(url)) => super::model::TargetTable { url: Some(url), ..Default::default() },
         Some(TargetSpec::Table(table)) => table,
     };
+    let metrics_url = table.metrics_url.clone();
+    if let Some(url) = &metrics_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(PlanError::at(
+            span,
+            format!("metrics_url must be an http:// or https:// URL, got {url:?}"),
+        ));
+    }
     let tls = TlsPlan {
         ca_cert: overrides.ca_cert.clone().or_else(|| table.ca_cert.as_ref().map(Into::into)),
         insecure: overrides.insecure || table.insecure.unwrap_or(false),
@@ -376,7 +407,7 @@ fn target(
             socket_send_buffer: table.socket_send_buffer,
             tls: overrides.tls.or(table.tls).unwrap_or(false),
         };
-        return Ok((embedded, tls));
+        return Ok((embedded, tls, metrics_url));
     };
     // A target given on the command line replaces the file's, bundled-server settings included
     // (worker processes get the parent's bundled server this way).
@@ -398,7 +429,7 @@ fn target(
             PlanError::at(span.clone(), format!("target {ws_url:?} is not a ws:// or wss:// URL"))
         })?,
     };
-    Ok((TargetPlan::External { ws_url, http_url }, tls))
+    Ok((TargetPlan::External { ws_url, http_url }, tls, metrics_url))
 }
 
 /// `ws://host:port/v1/ws` → `http://host:port` (wss → https).

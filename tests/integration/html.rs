@@ -22,7 +22,7 @@ const CHARTS: &[&str] = &[
 ];
 
 /// `$CHROMIUM`, or the first Chromium on the usual paths.
-fn chromium() -> Option<PathBuf> {
+pub fn chromium() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("CHROMIUM").map(PathBuf::from) {
         return path.is_file().then_some(path);
     }

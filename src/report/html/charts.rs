@@ -3,6 +3,7 @@
 
 use crate::metrics::histogram::{Latency, decode};
 use crate::report::model::{Interval, RunReport};
+use crate::report::server_sample::ServerSample;
 use crate::report::svg::{ALERT, Axis, AxisKind, Chart, Marker, PALETTE, Series, Size, Unit};
 use crate::scenario::gates::Gate;
 
@@ -89,7 +90,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
     if max_value(&fanout_series[2..]) > 4.0 * p99_top && p99_top > 0.0 {
         fanout_series.pop();
     }
-    vec![
+    let mut charts = vec![
         Chart {
             id: "ts-clients".into(),
             title: "Clients connected, and connections opened per second".into(),
@@ -157,7 +158,89 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
             markers: Vec::new(),
             size: Size::Half,
         },
+    ];
+    if intervals.iter().any(|i| i.server.is_some()) {
+        let samples: Vec<(f64, Option<&ServerSample>)> =
+            intervals.iter().map(|i| (i.t_s, i.server.as_ref())).collect();
+        charts.extend(server_charts(&samples, "ts-"));
+    }
+    charts
+}
+
+/// The target's own figures per second, from the samples a run scraped (`intervals[].server`):
+/// CPU (cores busy), resident memory, connections and deliveries queued per second.
+/// `id_prefix` keeps the ids of one page unique; the live page draws the same charts.
+pub fn server_charts(samples: &[(f64, Option<&ServerSample>)], id_prefix: &str) -> Vec<Chart> {
+    let line = |label: &str, color: &'static str, points| Series {
+        label: label.into(),
+        color,
+        dashed: false,
+        dots: false,
+        points,
+    };
+    let chart = |id: &str, title: &str, unit: &str, series| Chart {
+        id: format!("{id_prefix}{id}"),
+        title: title.into(),
+        x: seconds_axis(),
+        y: Axis { label: unit.into(), kind: AxisKind::Linear, unit: Unit::Count },
+        series,
+        markers: Vec::new(),
+        size: Size::Half,
+    };
+    let gauge = |value: &dyn Fn(&ServerSample) -> f64| -> Vec<Option<(f64, f64)>> {
+        samples.iter().map(|(t, s)| s.map(|s| (*t, value(s)))).collect()
+    };
+    vec![
+        chart(
+            "server-cpu",
+            "Server CPU (cores busy)",
+            "cores",
+            vec![line("server CPU", PALETTE[4], server_rate(samples, |s| s.cpu_s))],
+        ),
+        chart(
+            "server-memory",
+            "Server resident memory (MiB)",
+            "MiB",
+            vec![line("server RSS", PALETTE[5], gauge(&|s| s.rss_bytes as f64 / (1024.0 * 1024.0)))],
+        ),
+        chart(
+            "server-connections",
+            "Server: connections open",
+            "connections",
+            vec![line("server connections", PALETTE[0], gauge(&|s| s.connections as f64))],
+        ),
+        chart(
+            "server-delivered",
+            "Server: deliveries queued per second",
+            "events/s",
+            vec![line(
+                "server deliveries/s",
+                PALETTE[2],
+                server_rate(samples, |s| s.events_delivered as f64),
+            )],
+        ),
     ]
+}
+
+/// The per-second rate of a server counter between consecutive samples (a gap where either is
+/// missing, or where the counter went back: a restarted process).
+fn server_rate(
+    samples: &[(f64, Option<&ServerSample>)],
+    value: impl Fn(&ServerSample) -> f64,
+) -> Vec<Option<(f64, f64)>> {
+    let mut previous: Option<(f64, f64)> = None;
+    samples
+        .iter()
+        .map(|(t, sample)| {
+            let current = sample.map(|s| (*t, value(s)));
+            let point = match (previous, current) {
+                (Some((t0, v0)), Some((t1, v1))) if t1 > t0 && v1 >= v0 => Some((t1, (v1 - v0) / (t1 - t0))),
+                _ => None,
+            };
+            previous = current;
+            point
+        })
+        .collect()
 }
 
 /// Points (number of nines, latency µs) of `metric`'s whole-run histogram, or of its summary
@@ -332,6 +415,24 @@ mod tests {
         assert_eq!(points.len(), 6);
         assert_eq!(points.last().unwrap().1, report.latency_us["fanout"].max as f64);
         assert_eq!(points[2], (1.0, report.latency_us["fanout"].p90 as f64));
+    }
+
+    #[test]
+    fn server_charts_appear_with_server_samples_and_rates_come_from_consecutive_ones() {
+        let a = ServerSample { cpu_s: 1.0, events_delivered: 100, ..ServerSample::default() };
+        let b = ServerSample { cpu_s: 1.5, events_delivered: 300, ..ServerSample::default() };
+        let samples = [(1.0, Some(&a)), (2.0, Some(&b)), (3.0, None), (4.0, Some(&a))];
+        assert_eq!(server_rate(&samples, |s| s.cpu_s), vec![None, Some((2.0, 0.5)), None, None]);
+        let mut report = RunReport::empty("x");
+        for (t, server) in [(1.0, Some(a.clone())), (2.0, Some(b.clone()))] {
+            report.intervals.push(Interval { t_s: t, server, ..Interval::default() });
+        }
+        let ids: Vec<String> = time_series(&report).into_iter().map(|c| c.id).collect();
+        for id in ["ts-server-cpu", "ts-server-memory", "ts-server-connections", "ts-server-delivered"] {
+            assert!(ids.contains(&id.to_owned()), "{id} in {ids:?}");
+        }
+        report.intervals.iter_mut().for_each(|i| i.server = None);
+        assert!(!time_series(&report).iter().any(|c| c.id.contains("server")));
     }
 
     #[test]

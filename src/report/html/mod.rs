@@ -10,6 +10,8 @@
 mod charts;
 mod sections;
 
+pub use charts::server_charts;
+
 use std::io::{self, Write};
 
 use super::markup::escape;

@@ -167,6 +167,19 @@ pub fn timeline(page: &mut String, report: &RunReport) {
             "ts-fanout" => {
                 "Fan-out latency of the deliveries in each second (its own histogram); gaps: no deliveries."
             }
+            "ts-server-cpu" => {
+                "The target's own CPU time per second (cores busy), from its process_cpu_seconds_total."
+            }
+            "ts-server-memory" => {
+                "The target's resident memory (process_resident_memory_bytes), summed over its processes."
+            }
+            "ts-server-connections" => {
+                "Connections the target itself counted open (openframe_connections_open)."
+            }
+            "ts-server-delivered" => {
+                "Deliveries the target queued to subscribers per second (openframe_events_delivered_total), \
+                 beside what the harness received."
+            }
             "ts-errors" => {
                 "Failed connections, protocol violations, unexpected closes, publish and subscribe \
                  errors, and missing, duplicated, out-of-order, filter-violating and after-unsubscribe events."

@@ -1,5 +1,6 @@
-//! What the tests need besides Rust: a Redis broker on loopback (installed when missing) and the
-//! Kubernetes manifest validator. Both are installed by `.ci/install-test-tools`, which `.ci/run`
+//! What the tests need besides Rust: a Redis broker on loopback (installed when missing), a
+//! Prometheus server for the live endpoint, and the Kubernetes manifest validator. All are
+//! installed by `.ci/install-test-tools`, which `.ci/run`
 //! calls first and these helpers call when they do not find a tool; a test that cannot get one
 //! fails with the reason.
 
@@ -52,6 +53,126 @@ pub fn redis_server() -> PathBuf {
         Ok(path) => path.clone(),
         Err(why) => panic!("this test needs a Redis broker and cannot get one: {why}"),
     }
+}
+
+/// `prometheus`, installed if missing.
+pub fn prometheus() -> PathBuf {
+    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = PATH.get_or_init(|| {
+        if let Some(path) = which("prometheus") {
+            return Ok(path);
+        }
+        install("prometheus")?;
+        which("prometheus").ok_or_else(|| "prometheus is not on PATH after installing it".to_owned())
+    });
+    match found {
+        Ok(path) => path.clone(),
+        Err(why) => panic!("this test needs Prometheus and cannot get it: {why}"),
+    }
+}
+
+/// A Prometheus server of this test alone: scrapes `targets` every second, keeps its data in a
+/// temporary folder, listens on 127.0.0.1 and a free port; stopped when dropped.
+pub struct Prometheus {
+    child: Option<Child>,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts one; panics with the reason (and its output) when it is not ready in 30 s.
+    pub fn start(targets: &[String]) -> Prometheus {
+        let program = prometheus();
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: harness\n    \
+             scrape_interval: 1s\n    scrape_timeout: 900ms\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("the config is written");
+        let log = dir.path().join("prometheus.log");
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let log_file = std::fs::File::create(&log).expect("a log file");
+            let mut child = Command::new(&program)
+                .arg(format!("--config.file={}", config_path.display()))
+                .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log_file)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if http_get(port, "/-/ready").is_some_and(|(status, _)| status == 200) {
+                    return Prometheus { child: Some(child), port, _dir: dir };
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    last_error = format!(
+                        "prometheus exited ({status}): {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            if last_error.is_empty() {
+                last_error =
+                    format!("not ready in 30s: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        }
+        panic!("cannot start Prometheus on loopback: {last_error}");
+    }
+
+    /// The JSON answer of an instant query (`/api/v1/query`).
+    pub fn query(&self, promql: &str) -> serde_json::Value {
+        let query: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
+        let (status, body) =
+            http_get(self.port, &format!("/api/v1/query?query={query}")).expect("Prometheus answers a query");
+        assert_eq!(status, 200, "query {promql}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("query {promql}: not JSON ({e}): {body}"))
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A blocking `GET` on 127.0.0.1:`port`: (status, body), or `None` when nothing answers.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    Some((status, if chunked { dechunk(body) } else { body.to_owned() }))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// `kubernetes-validate`, installed (into target/test-tools/venv) if missing.

@@ -1,0 +1,446 @@
+//! The live endpoint (`run --live`): its `/metrics` read back with a parser and scraped by a
+//! real Prometheus, its event stream, its bounds, and its page in a real browser; and the
+//! telemetry scraper against the bundled server. The snapshots here come from a feeder that
+//! plays a run at a known rate, so every figure has an exact expectation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use openframe_harness::live::{self, LatencyBuckets, LiveSecond, LiveServer, LiveSnapshot, RunState};
+use openframe_harness::metrics::histogram::{new_histogram, record};
+use openframe_harness::telemetry::{Scraper, parse_metrics_url};
+use prometheus_parse::{Scrape, Value};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::tools::Prometheus;
+use crate::common::{TestServer, http_request};
+
+/// Deliveries per tick of the feeder, and its ticks per second.
+const PER_TICK: u64 = 1_000;
+const TICKS_PER_S: u64 = 4;
+
+/// The run after `tick` ticks: `PER_TICK` deliveries each, fan-out latencies spread evenly
+/// over 500..=3000 µs, one second of history per tick.
+fn snapshot_at(tick: u64) -> LiveSnapshot {
+    let mut histogram = new_histogram();
+    for _ in 0..tick {
+        for i in 0..PER_TICK {
+            record(&mut histogram, 500 + i * 2_500 / PER_TICK);
+        }
+    }
+    let seconds: Vec<LiveSecond> = (1..=tick)
+        .map(|t| LiveSecond {
+            t_s: t as f64,
+            clients: 10,
+            delivered: PER_TICK,
+            fanout_p50_us: Some(1_750),
+            fanout_p99_us: Some(2_975),
+            loop_lag_us: Some(200 + t),
+            server: None,
+        })
+        .collect();
+    LiveSnapshot {
+        scenario: "feeder".into(),
+        run_id: "run-1".into(),
+        state: if tick == 0 { RunState::Starting } else { RunState::Running },
+        verdict: "no failure so far".into(),
+        elapsed_s: tick as f64,
+        counters: vec![
+            ("events_delivered", tick * PER_TICK),
+            ("events_missing", 0),
+            ("events_duplicated", 0),
+        ],
+        clients: vec![("watchers".into(), 10)],
+        latency: vec![("fanout".into(), LatencyBuckets::from_micros(&histogram))],
+        loop_lag_max_us: 200 + tick,
+        harness_cpu_s: tick as f64 * 0.01,
+        seconds: Arc::new(seconds),
+        ..LiveSnapshot::default()
+    }
+}
+
+fn start() -> LiveServer {
+    let listener = live::bind(live::parse_address("127.0.0.1:0").unwrap()).unwrap();
+    LiveServer::start(listener, snapshot_at(0)).unwrap()
+}
+
+/// Publishes `ticks` snapshots, `TICKS_PER_S` a second, on a thread of its own.
+fn feed(server: &Arc<LiveServer>, ticks: u64) -> std::thread::JoinHandle<()> {
+    let server = Arc::clone(server);
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        for tick in 1..=ticks {
+            let due = start + Duration::from_millis(tick * 1_000 / TICKS_PER_S);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            server.publish(snapshot_at(tick));
+        }
+    })
+}
+
+fn parse(text: &str) -> Scrape {
+    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("the exposition parses")
+}
+
+#[tokio::test]
+async fn live_metrics_parse_back_with_counters_gauges_and_a_histogram() {
+    let server = start();
+    server.publish(snapshot_at(3));
+    let (status, body) = http_request(&server.addr().to_string(), "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    let scrape = parse(&body);
+    let one = |name: &str| {
+        scrape.samples.iter().find(|s| s.metric == name).unwrap_or_else(|| panic!("{name}: {body}"))
+    };
+    let delivered = one("openframe_harness_events_delivered_total");
+    assert_eq!(delivered.value, Value::Counter(3_000.0));
+    assert_eq!(delivered.labels.get("scenario"), Some("feeder"));
+    assert_eq!(delivered.labels.get("run_id"), Some("run-1"));
+    assert_eq!(one("openframe_harness_clients_connected").labels.get("group"), Some("watchers"));
+    let Value::Histogram(buckets) = &one("openframe_harness_fanout_latency_seconds").value else {
+        panic!("the fan-out latency is not a histogram: {body}")
+    };
+    let le = |bound: f64| buckets.iter().find(|b| b.less_than == bound).map(|b| b.count).unwrap();
+    assert_eq!(le(0.0004), 0.0, "nothing below 500 µs");
+    assert_eq!(le(f64::INFINITY), 3_000.0);
+    assert_eq!(le(0.003), 3_000.0, "everything at or below 3 ms");
+    assert!(le(0.001) > 500.0 && le(0.001) < 700.0, "about a fifth at or below 1 ms: {}", le(0.001));
+    assert!(body.contains("openframe_harness_loop_lag_max_seconds"), "{body}");
+    server.finish(snapshot_at(3));
+}
+
+#[tokio::test]
+async fn the_event_stream_sends_each_snapshot_and_the_final_one() {
+    let server = Arc::new(start());
+    let mut socket = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    socket.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let feeder = feed(&server, 4);
+    feeder.join().unwrap();
+    let server = Arc::try_unwrap(server).ok().expect("the feeder is done");
+    let mut last = snapshot_at(4);
+    last.state = RunState::Finished { report_dir: "/tmp/report-x".into(), passed: true, valid: true };
+    let finisher = std::thread::spawn(move || server.finish(last));
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut received))
+        .await
+        .expect("the stream ends when the endpoint stops")
+        .unwrap();
+    finisher.join().unwrap();
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("text/event-stream"), "{text}");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).expect("each event is JSON"))
+        .collect();
+    assert!(events.len() >= 2, "{} events", events.len());
+    let final_event = events.last().unwrap();
+    assert_eq!(final_event["state"], "finished");
+    assert_eq!(final_event["report_dir"], "/tmp/report-x");
+    assert_eq!(final_event["events_delivered"], 4 * PER_TICK);
+    assert!(final_event["charts"].as_array().is_some_and(|c| c.len() >= 4));
+}
+
+#[tokio::test]
+async fn event_streams_are_bounded_and_a_flood_of_scrapes_does_not_block_publishing() {
+    let server = start();
+    let addr = server.addr();
+    let mut streams = Vec::new();
+    for _ in 0..live::serve::MAX_EVENT_STREAMS {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut first = [0u8; 12];
+        socket.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        // Never read again: a stuck browser.
+        streams.push(socket);
+    }
+    let (status, _) = http_request(&addr.to_string(), "GET", "/events", &[], "").await;
+    assert_eq!(status, 503, "one stream more than the bound");
+    // Scrapes hammer the endpoint while snapshots are published: publishing never waits.
+    let hammer = tokio::spawn(async move {
+        let mut scrapes = 0;
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            let (status, _) = http_request(&addr.to_string(), "GET", "/metrics", &[], "").await;
+            assert_eq!(status, 200);
+            scrapes += 1;
+        }
+        scrapes
+    });
+    let mut slowest = Duration::ZERO;
+    for tick in 1..=200 {
+        let snapshot = snapshot_at(tick % 8);
+        let started = Instant::now();
+        server.publish(snapshot);
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let scrapes = hammer.await.unwrap();
+    assert!(scrapes > 20, "{scrapes} scrapes in 2 s");
+    assert!(slowest < Duration::from_millis(5), "a publish waited {slowest:?}");
+    drop(streams);
+    server.finish(snapshot_at(1));
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_live_endpoint() {
+    let server = Arc::new(start());
+    let prometheus = Prometheus::start(&[server.addr().to_string()]);
+    let ticks = 12 * TICKS_PER_S;
+    let feeder = feed(&server, ticks);
+    // Enough scrapes (one a second) for a 5 s rate window.
+    std::thread::sleep(Duration::from_secs(9));
+    let value = |answer: &serde_json::Value| -> f64 {
+        let result = &answer["data"]["result"];
+        assert!(result.as_array().is_some_and(|r| !r.is_empty()), "empty result: {answer}");
+        result[0]["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{answer}"))
+    };
+    let rate = value(&prometheus.query("rate(openframe_harness_events_delivered_total[5s])"));
+    let expected = (PER_TICK * TICKS_PER_S) as f64;
+    assert!((rate - expected).abs() < expected * 0.3, "rate {rate}/s, fed {expected}/s");
+    let p99 = value(&prometheus.query(
+        "histogram_quantile(0.99, sum by (le) (rate(openframe_harness_fanout_latency_seconds_bucket[5s])))",
+    ));
+    // The fed p99 is 2.975 ms; the buckets around it are 2.5 ms and 3 ms.
+    assert!((0.0025..=0.003).contains(&p99), "p99 {p99} s");
+    let labelled =
+        prometheus.query("openframe_harness_events_delivered_total{scenario=\"feeder\",run_id=\"run-1\"}");
+    value(&labelled);
+    feeder.join().unwrap();
+    drop(prometheus);
+    Arc::try_unwrap(server).ok().expect("the feeder is done").finish(snapshot_at(ticks));
+}
+
+#[tokio::test]
+async fn the_scraper_reads_the_bundled_server() {
+    let server = TestServer::spawn().await;
+    let mut client = server.client().await;
+    client.subscribe_to(&["alerts"], json!({})).await;
+    let target = parse_metrics_url(&format!("http://{}/metrics", server.addr()), None).unwrap();
+    let scraper = Scraper::new(vec![target.clone(), target]);
+    let sample = scraper.scrape().await.expect("the bundled server answers");
+    assert_eq!(sample.processes.len(), 2, "two processes (the same one twice) are kept apart");
+    assert_eq!(sample.connections, 2, "one connection, counted once per process");
+    assert_eq!(sample.subscriptions, 2);
+    assert!(sample.cpu_s > 0.0 && sample.rss_bytes > 1 << 20, "{sample:?}");
+    assert_eq!(scraper.counts().scraped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    drop(client);
+    server.shutdown().await;
+}
+
+/// One DevTools session on a page: evaluates expressions in it.
+struct DevTools {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    next_id: u64,
+}
+
+impl DevTools {
+    /// Attaches to the first page of a Chromium started with `--remote-debugging-port=0`.
+    async fn attach(profile: &std::path::Path) -> DevTools {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            if let Ok(text) = std::fs::read_to_string(profile.join("DevToolsActivePort"))
+                && let Some(port) = text.lines().next().and_then(|p| p.parse::<u16>().ok())
+            {
+                break port;
+            }
+            assert!(Instant::now() < deadline, "chromium did not open its DevTools port");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let ws_url = loop {
+            let (_, body) = http_request(&format!("127.0.0.1:{port}"), "GET", "/json/list", &[], "").await;
+            let pages: serde_json::Value = serde_json::from_str(&body).unwrap_or(json!([]));
+            let page = pages.as_array().and_then(|p| p.iter().find(|t| t["type"] == "page").cloned());
+            if let Some(url) = page.and_then(|p| p["webSocketDebuggerUrl"].as_str().map(str::to_owned)) {
+                break url;
+            }
+            assert!(Instant::now() < deadline, "chromium has no page: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.expect("DevTools accepts");
+        DevTools { ws, next_id: 1 }
+    }
+
+    async fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = json!({"id": id, "method": method, "params": params}).to_string();
+        self.ws.send(Message::text(request)).await.unwrap();
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(20), self.ws.next())
+                .await
+                .expect("DevTools answers")
+                .expect("DevTools stays open")
+                .unwrap();
+            let Message::Text(text) = message else { continue };
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if value["id"] == id {
+                return value;
+            }
+        }
+    }
+
+    /// The text of an element, by id.
+    async fn text_of(&mut self, id: &str) -> String {
+        let expression = format!("document.getElementById({id:?}).textContent");
+        let answer =
+            self.call("Runtime.evaluate", json!({"expression": expression, "returnByValue": true})).await;
+        answer["result"]["result"]["value"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_sees_the_live_page_change_and_the_end_of_the_run() {
+    let Some(chromium) = crate::html::chromium() else {
+        println!("SKIPPED: chromium not installed (set $CHROMIUM or apt-get install chromium; .ci/run does)");
+        return;
+    };
+    let server = Arc::new(start());
+    let profile = tempfile::tempdir().unwrap();
+    let mut browser = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+        ])
+        .args(["--remote-debugging-port=0", "--window-size=1300,1800"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(server.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let feeder = feed(&server, 8 * TICKS_PER_S);
+    let mut devtools = DevTools::attach(profile.path()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let first = (devtools.text_of("t-delivered").await, devtools.text_of("t-elapsed").await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = (devtools.text_of("t-delivered").await, devtools.text_of("t-elapsed").await);
+    let parse_count = |text: &str| text.replace(',', "").parse::<u64>().unwrap_or(0);
+    assert!(parse_count(&first.0) > 0, "the page shows deliveries after 3 s: {first:?}");
+    assert!(parse_count(&second.0) > parse_count(&first.0), "the numbers move: {first:?} then {second:?}");
+    assert_ne!(first.1, second.1);
+    let charts = devtools
+        .call("Runtime.evaluate", json!({"expression": "document.querySelectorAll('#charts svg.chart').length", "returnByValue": true}))
+        .await;
+    assert!(charts["result"]["result"]["value"].as_u64().unwrap_or(0) >= 4, "{charts}");
+    feeder.join().unwrap();
+    let server = Arc::try_unwrap(server).ok().expect("the feeder is done");
+    let mut last = snapshot_at(8 * TICKS_PER_S);
+    last.state = RunState::Finished { report_dir: "/tmp/reports/feeder-1".into(), passed: true, valid: true };
+    tokio::task::spawn_blocking(move || server.finish(last)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let finished = devtools.text_of("finished").await;
+    assert!(finished.contains("has finished") && finished.contains("/tmp/reports/feeder-1"), "{finished:?}");
+    assert_eq!(devtools.text_of("badge").await, "PASSED");
+    let _ = browser.kill();
+    let _ = browser.wait();
+}
+
+/// A small run against the bundled server, long enough for a few seconds of scrapes.
+const SMALL_RUN: &str = "name = \"live-small\"\nduration = \"5s\"\nseed = 7\n\
+    [[clients]]\nname = \"watchers\"\ncount = 20\nramp = \"500ms\"\ntopics = [\"alerts\"]\n\
+    [[publishers]]\nname = \"alerts\"\ntopic = \"alerts\"\nrate = \"50/s\"\n";
+
+#[test]
+fn run_live_serves_the_run_while_it_goes_and_records_the_servers_metrics() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("small.toml");
+    std::fs::write(&scenario, SMALL_RUN).unwrap();
+    let out = dir.path().join("report");
+    let mut child = crate::common::processes::harness(
+        &["run", scenario.to_str().unwrap(), "--live", "127.0.0.1:0", "--out", out.to_str().unwrap()],
+        dir.path(),
+    );
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().expect("a first line").unwrap();
+    let url =
+        first.strip_prefix("live: ").unwrap_or_else(|| panic!("the first line names the URL: {first:?}"));
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    // During the run, /metrics shows deliveries growing.
+    let mut delivered = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered.len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1_200));
+        let page = crate::common::processes::metrics_of(addr);
+        let scrape = parse(&page);
+        if let Some(Value::Counter(n)) = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "openframe_harness_events_delivered_total")
+            .map(|s| s.value.clone())
+            && n > 0.0
+            && delivered.last().is_none_or(|last| n > *last)
+        {
+            delivered.push(n);
+        }
+    }
+    let status = child.wait().unwrap();
+    let stderr = rest.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        delivered.len() >= 2,
+        "deliveries did not grow on /metrics during the run: {delivered:?}\n{stderr}"
+    );
+    let report = crate::common::processes::report(&out);
+    let with_server: Vec<&serde_json::Value> =
+        report["intervals"].as_array().unwrap().iter().filter(|i| i.get("server").is_some()).collect();
+    assert!(with_server.len() >= 3, "intervals with the server's metrics: {}", with_server.len());
+    for interval in &with_server {
+        let server = &interval["server"];
+        assert!(server["cpu_s"].as_f64().is_some_and(|c| c > 0.0), "{server}");
+        assert!(server["rss_bytes"].as_u64().is_some_and(|r| r > 1 << 20), "{server}");
+        assert!(server["connections"].as_u64().is_some(), "{server}");
+    }
+    assert!(
+        with_server.iter().any(|i| i["server"]["connections"].as_u64() >= Some(20)),
+        "the clients show up"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("**Server**") && md.contains("peak CPU"), "{md}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("id=\"ts-server-cpu\"") && html.contains("id=\"ts-server-memory\""));
+    // The endpoint is gone once the report is written.
+    assert!(std::net::TcpStream::connect(addr).is_err(), "the live endpoint still answers");
+}
+
+#[test]
+fn bad_live_addresses_and_metrics_urls_are_refused_with_clis_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("small.toml");
+    std::fs::write(&scenario, SMALL_RUN).unwrap();
+    let run = |extra: &[&str], scenario: &std::path::Path| {
+        let mut args = vec!["run", scenario.to_str().unwrap(), "--out", "out"];
+        args.extend_from_slice(extra);
+        crate::common::processes::finish(crate::common::processes::harness(&args, dir.path()))
+    };
+    let (code, _, stderr) = run(&["--live", "not-an-address"], &scenario);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not-an-address"), "{stderr}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, stderr) = run(&["--live", &addr], &scenario);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains(&addr), "the message names the address: {stderr}");
+    let bad_url = dir.path().join("bad-url.toml");
+    std::fs::write(&bad_url, format!("{SMALL_RUN}[target]\nmetrics_url = \"ftp://127.0.0.1/metrics\"\n"))
+        .unwrap();
+    let (code, _, stderr) = run(&[], &bad_url);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("metrics_url"), "{stderr}");
+    let bad_live = dir.path().join("bad-live.toml");
+    std::fs::write(&bad_live, SMALL_RUN.replace("seed = 7\n", "seed = 7\n[harness]\nlive = \"nowhere\"\n"))
+        .unwrap();
+    let (code, _, stderr) = run(&[], &bad_live);
+    assert_eq!(code, Some(2), "{stderr}");
+    drop(taken);
+}
