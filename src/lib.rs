@@ -15,16 +15,16 @@
 //! - [`tls`]: TLS for server, runner and probe: trust, SNI and ALPN, resumption, failures.
 //! - [`util`]: durations and process statistics.
 //! - [`wire`]: raw RFC 6455 frames and a hand-written upgrade, for the suite and the fuzzer.
-//! - [`cli`], [`commands`], [`error`]: the command line, one module per subcommand, exit codes.
+//! - [`cli`], [`commands`]: the command line, one module per subcommand, and (`commands::outcome`) the exit codes.
 pub mod cli;
 pub mod commands;
 pub mod conform;
-pub mod error;
 pub mod fuzz;
 pub mod metrics;
 pub mod probe;
 pub mod protocol;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod server;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use openframe_harness::cli::Cli;
 use openframe_harness::commands;
-use openframe_harness::error::exit_code_for;
+use openframe_harness::commands::outcome::exit_code_for;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::CheckTargetArgs;
-use crate::error::BadInput;
+use crate::commands::outcome::BadInput;
 use crate::probe::sut::BundledTls;
 use crate::probe::target::TargetError;
 use crate::probe::{Credentials, SutSpec, Target};

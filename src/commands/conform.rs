@@ -5,8 +5,8 @@ use anyhow::Context;
 
 use super::check::{cancel_on_ctrl_c, corpus, sut_and_credentials};
 use crate::cli::ConformArgs;
+use crate::commands::outcome::Outcome;
 use crate::conform::{self, ConformPlan};
-use crate::error::Outcome;
 use crate::report::folder;
 
 pub async fn execute(args: ConformArgs) -> anyhow::Result<Outcome> {

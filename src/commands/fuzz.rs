@@ -5,7 +5,7 @@ use anyhow::Context;
 
 use super::check::{cancel_on_ctrl_c, corpus, sut_and_credentials};
 use crate::cli::FuzzArgs;
-use crate::error::{BadInput, Outcome};
+use crate::commands::outcome::{BadInput, Outcome};
 use crate::fuzz::replay;
 use crate::fuzz::run::{self, FuzzPlan, Stop};
 use crate::report::folder;

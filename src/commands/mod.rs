@@ -6,13 +6,14 @@ mod compare;
 mod conform;
 mod fuzz;
 mod merge;
+pub mod outcome;
 mod report;
 mod run;
 mod serve;
 mod token;
 
 use crate::cli::{Cli, Command};
-use crate::error::Outcome;
+use outcome::Outcome;
 
 /// Runs the command line's subcommand.
 pub async fn execute(cli: Cli) -> anyhow::Result<Outcome> {

@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::check::INSECURE_WARNING;
 use crate::cli::{CredentialArgs, RunArgs};
-use crate::error::{BadInput, Outcome};
+use crate::commands::outcome::{BadInput, Outcome};
 use crate::report::files::write_run_folder;
 use crate::report::md::verdict;
-use crate::report::model::RunReport;
+use crate::results::model::RunReport;
 use crate::runner::workers::WorkerSetup;
 use crate::runner::{self, RunOptions};
 use crate::scenario::plan::TargetPlan;
@@ -111,7 +111,7 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
 /// must share anyway, the start time and the seed, so that every shard recognises the events of
 /// every other shard's publishers as the run's own.
 fn shared_run_id(start_at_us: u64, seed: u64) -> u32 {
-    (crate::runner::content::mix64(seed, 0x0f_5a_4d, start_at_us) & 0x7FFF_FFFF) as u32
+    (crate::util::mix::mix64(seed, 0x0f_5a_4d, start_at_us) & 0x7FFF_FFFF) as u32
 }
 
 fn token_file(credentials: &CredentialArgs) -> anyhow::Result<Option<Vec<String>>> {

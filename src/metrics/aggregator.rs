@@ -11,9 +11,10 @@ use tokio::sync::mpsc;
 
 use super::histogram::{encode, summarize};
 use super::progress::{Progress, ProgressLine};
-use super::{Histograms, LatencyMetric, ShardReport};
+use super::{Histograms, ShardReport};
 use crate::protocol::ViolationKind;
-use crate::report::model::{Counters, Interval, Sample};
+use crate::results::LatencyMetric;
+use crate::results::model::{Counters, Interval, Sample};
 
 /// Everything a run measured, once every shard has sent its final report.
 #[derive(Debug, Default)]

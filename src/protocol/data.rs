@@ -9,8 +9,25 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use super::filter::FieldValue;
 use super::json_scan::{scan_string, scan_value, skip_whitespace};
+
+/// A value of an event's `data` field as far as filtering can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue<'a> {
+    Str(Cow<'a, str>),
+    /// Present, but not a string: never equal to a listed value.
+    NotAString,
+}
+
+impl FieldValue<'_> {
+    /// The same value, borrowing instead of owning.
+    pub fn as_borrowed(&self) -> FieldValue<'_> {
+        match self {
+            FieldValue::Str(s) => FieldValue::Str(Cow::Borrowed(s)),
+            FieldValue::NotAString => FieldValue::NotAString,
+        }
+    }
+}
 
 /// The text of one valid JSON value, as it appeared in its document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

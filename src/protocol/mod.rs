@@ -16,7 +16,8 @@ pub mod topic;
 
 pub use client::{ClientMessage, Publish, Rejection, Subscribe, Unsubscribe, parse_client_message};
 pub use codes::{ErrorCode, close};
+pub use data::FieldValue;
 pub use data::ObjectView;
-pub use filter::{FieldValue, Filters};
+pub use filter::Filters;
 pub use server_message::{ServerMessage, Violation, ViolationKind, parse_server_message};
 pub use topic::Topic;

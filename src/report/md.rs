@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::model::RunReport;
+use crate::results::model::RunReport;
 use crate::util::duration::format_micros;
 
 /// Latency rows shown, in order (the HTML report uses them too).
@@ -134,7 +134,7 @@ pub fn write_md<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::GateResult;
+    use crate::results::model::GateResult;
 
     #[test]
     fn names_the_verdict_gates_and_counters() {

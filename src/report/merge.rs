@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{GroupReport, Interval, LatencySummary, RunReport, TlsReport};
 use crate::metrics::histogram::{self, Latency, decode, encode, summarize};
-use crate::scenario::gates::{Gate, apply_gates};
+use crate::report::gates::{Gate, apply_gates};
+use crate::results::model::{GroupReport, Interval, LatencySummary, RunReport, TlsReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
@@ -189,7 +189,7 @@ fn merge_harness(merged: &mut RunReport, reports: &[RunReport]) {
 mod tests {
     use super::*;
     use crate::metrics::histogram::{new_histogram, record};
-    use crate::report::model::GateResult;
+    use crate::results::model::GateResult;
 
     fn shard(values: &[u64], missing: u64, clients: u64) -> RunReport {
         let mut report = RunReport::empty("s");

@@ -6,17 +6,17 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::{Instant, sleep};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::connect::{Connected, WsStream};
-use super::content::mix64;
 use super::context::{GroupRuntime, ShardCtx};
-use super::session::{ANSWER_TIMEOUT, End, Session};
-use crate::metrics::LatencyMetric;
-use crate::protocol::{ErrorCode, ServerMessage, ViolationKind, close, parse_server_message};
+use super::session::{ANSWER_TIMEOUT, End, Session, random_between};
+use crate::protocol::{ErrorCode, ServerMessage, close, parse_server_message};
+use crate::results::LatencyMetric;
+use crate::util::mix::mix64;
 
 /// Pause before reconnecting after a failure or a cut.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
@@ -94,14 +94,6 @@ async fn pause(ctx: &ShardCtx, wait: Duration) -> bool {
     }
 }
 
-pub(super) fn random_between(rng: &mut ChaCha8Rng, low: Duration, high: Duration) -> Duration {
-    if high <= low {
-        low
-    } else {
-        Duration::from_secs_f64(rng.random_range(low.as_secs_f64()..high.as_secs_f64()))
-    }
-}
-
 /// Waits for `connection_established`; records the connect latency (and its upgrade part).
 async fn await_established(
     ctx: &ShardCtx,
@@ -139,7 +131,7 @@ async fn await_established(
             None
         }
         Err(violation) => {
-            record_violation(&mut stats, group, violation.kind);
+            stats.record_violation(group, violation.kind);
             drop(stats);
             ctx.sample("protocol_violation", violation.detail, &text, &g.plan.name);
             None
@@ -206,9 +198,4 @@ async fn close_code(ws: &mut WsStream) -> Option<u16> {
         }
     }
     None
-}
-
-pub(super) fn record_violation(stats: &mut crate::metrics::ShardStats, group: usize, kind: ViolationKind) {
-    stats.counters[group].protocol_violations += 1;
-    *stats.violations.entry(kind).or_default() += 1;
 }

@@ -47,7 +47,7 @@ use shard::ShardAssignment;
 
 use crate::metrics::aggregator::{self, AggregatorConfig};
 use crate::metrics::progress::Progress;
-use crate::report::model::RunReport;
+use crate::results::model::RunReport;
 use crate::scenario::Plan;
 use crate::scenario::plan::{CredentialSource, TargetPlan};
 use crate::server::{self, ServerConfig};

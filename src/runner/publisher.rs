@@ -17,10 +17,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::{ClientSession, Connected, WsStream};
 use super::context::ShardCtx;
-use crate::metrics::LatencyMetric;
 use crate::protocol::client::publish_json;
 use crate::protocol::data::{ObjectView, raw_u64};
 use crate::protocol::server_message::{ServerMessage, parse_server_message};
+use crate::results::LatencyMetric;
 use crate::scenario::plan::{Credential, Via};
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -5,19 +5,19 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use super::client::{random_between, record_violation};
 use super::connect::WsStream;
 use super::content::read_tag;
 use super::context::{GroupRuntime, ShardCtx};
 use super::oracle::{ConnectionOracle, Judgement, Phase};
-use crate::metrics::LatencyMetric;
 use crate::protocol::client::{subscribe_json, unsubscribe_json};
 use crate::protocol::{ObjectView, ServerMessage, Topic, ViolationKind, close, parse_server_message};
+use crate::results::LatencyMetric;
 use crate::scenario::plan::Stall;
 
 /// Time to wait for an answer that must come (confirmation, auth verdict, close).
@@ -449,7 +449,7 @@ impl<'a> Session<'a> {
     }
 
     fn violation(&self, kind: ViolationKind, detail: &str, text: &str) {
-        record_violation(&mut self.ctx.stats.borrow_mut(), self.g.index, kind);
+        self.ctx.stats.borrow_mut().record_violation(self.g.index, kind);
         self.ctx.sample("protocol_violation", detail, text, &self.g.plan.name);
     }
 
@@ -462,4 +462,13 @@ impl<'a> Session<'a> {
 /// The value of the field the publisher's mix chooses (`severity` for alerts, else `status`).
 fn mixed_field<'a>(topic: Topic, data: &ObjectView<'a>) -> Option<std::borrow::Cow<'a, str>> {
     data.get_str(if topic == Topic::Alerts { "severity" } else { "status" })
+}
+
+/// A uniform draw in `[low, high)`; `low` when the range is empty.
+pub(super) fn random_between(rng: &mut ChaCha8Rng, low: Duration, high: Duration) -> Duration {
+    if high <= low {
+        low
+    } else {
+        Duration::from_secs_f64(rng.random_range(low.as_secs_f64()..high.as_secs_f64()))
+    }
 }

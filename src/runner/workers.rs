@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::{RunError, RunOptions, start_embedded};
 use crate::metrics::progress::{ProgressLine, show_line};
 use crate::report::merge::merge;
-use crate::report::model::RunReport;
+use crate::results::model::RunReport;
 use crate::scenario::Plan;
 use crate::scenario::plan::{CredentialSource, TargetPlan};
 

@@ -2,10 +2,9 @@
 //! validated [`Plan`] the runner executes.
 //!
 //! - [`model`]: the file as written (serde, unknown keys refused, typed values);
-//! - [`plan`]: the validated plan and its defaults;
-//! - [`gates`]: gate conditions on `report.json` metrics.
+//! - [`plan`]: the validated plan and its defaults (gate conditions are parsed with
+//!   [`crate::report::gates`]).
 
-pub mod gates;
 pub mod model;
 pub mod plan;
 

@@ -4,13 +4,13 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use super::gates::Gate;
-use super::model::{
-    ClientGroupSpec, CredentialValue, PublisherSpec, RangeValue, ScenarioFile, TargetSpec, ViaValue,
-};
+use super::model::{ClientGroupSpec, PublisherSpec, RangeValue, ScenarioFile, TargetSpec};
+/// Parsed once in the file's model and used as they are.
+pub use super::model::{Credential, Via};
 use crate::protocol::client::{ClientMessage, parse_client_message, subscribe_json};
 use crate::protocol::topic::{DEVICE_STATUSES, SEVERITIES, SYSTEM_STATUSES};
 use crate::protocol::{Filters, Topic};
+use crate::report::gates::Gate;
 use crate::server::Faults;
 
 /// A problem in the scenario, at a byte range of the file.
@@ -127,22 +127,6 @@ impl Arrival {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
-    Valid,
-    Expired,
-    BadSignature,
-    AlgNone,
-    Garbage,
-    Missing,
-}
-
-impl Credential {
-    pub fn is_valid(self) -> bool {
-        self == Credential::Valid
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Churn {
     pub reconnect_every: Option<(Duration, Duration)>,
@@ -177,12 +161,6 @@ impl GroupPlan {
     pub fn ready_at(&self) -> Duration {
         self.start_after + self.arrival.span(self.count)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    WebSocket,
-    Http,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -394,23 +372,11 @@ fn target(
     }
     let http_url = match table.http_url {
         Some(http) => http,
-        None => derive_http_url(&ws_url).ok_or_else(|| {
+        None => crate::util::url::derive_http_url(&ws_url).ok_or_else(|| {
             PlanError::at(span.clone(), format!("target {ws_url:?} is not a ws:// or wss:// URL"))
         })?,
     };
     Ok((TargetPlan::External { ws_url, http_url }, tls))
-}
-
-/// `ws://host:port/v1/ws` → `http://host:port` (wss → https).
-pub fn derive_http_url(ws_url: &str) -> Option<String> {
-    let (scheme, rest) = ws_url.split_once("://")?;
-    let http_scheme = match scheme {
-        "ws" => "http",
-        "wss" => "https",
-        _ => return None,
-    };
-    let authority = rest.split(['/', '?']).next().filter(|a| !a.is_empty())?;
-    Some(format!("{http_scheme}://{authority}"))
 }
 
 fn credentials(
@@ -477,14 +443,7 @@ fn group(spec: &ClientGroupSpec, span: Range<usize>, duration: Duration) -> Resu
         (None, Some(rate)) => Arrival::Rate(rate.0),
         (None, None) => Arrival::AllAtOnce,
     };
-    let credential = match spec.credential {
-        CredentialValue::Valid => Credential::Valid,
-        CredentialValue::Expired => Credential::Expired,
-        CredentialValue::BadSignature => Credential::BadSignature,
-        CredentialValue::AlgNone => Credential::AlgNone,
-        CredentialValue::Garbage => Credential::Garbage,
-        CredentialValue::Missing => Credential::Missing,
-    };
+    let credential = spec.credential;
     let mut topics: Vec<Topic> = Vec::new();
     for t in &spec.topics {
         if !topics.contains(&t.0) {
@@ -619,10 +578,7 @@ fn publisher(
             name: if connections == 1 { name.clone() } else { format!("{name}#{i}") },
             topic,
             rate_per_s,
-            via: match spec.via {
-                ViaValue::WebSocket => Via::WebSocket,
-                ViaValue::Http => Via::Http,
-            },
+            via: spec.via,
             mix: mix.clone(),
             device_ids: spec.device_ids.map_or(100, |c| c.0),
             payload_bytes: spec.payload_bytes.unwrap_or(0),
@@ -641,16 +597,6 @@ mod tests {
         assert_eq!(Arrival::Ramp(Duration::from_secs(10)).offset(5, 10), Duration::from_secs(5));
         assert_eq!(Arrival::Rate(100.0).offset(50, 1000), Duration::from_millis(500));
         assert_eq!(Arrival::AllAtOnce.span(1000), Duration::ZERO);
-    }
-
-    #[test]
-    fn http_urls_derive_from_ws_urls() {
-        assert_eq!(derive_http_url("ws://127.0.0.1:8080/v1/ws").as_deref(), Some("http://127.0.0.1:8080"));
-        assert_eq!(
-            derive_http_url("wss://api.openframe.io/v1/ws").as_deref(),
-            Some("https://api.openframe.io")
-        );
-        assert_eq!(derive_http_url("http://x/v1/ws"), None);
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //! - [`hub`]: topics → subscribers, fan-out of one serialized frame to bounded queues;
 //! - [`metrics`]: counters and their Prometheus rendering;
 //! - [`faults`]: the deliberate bugs tests switch on to prove the harness catches them;
-//! - [`cluster`]: with a broker configured, many processes as one server.
+//! - [`cluster`]: with a broker configured, many processes as one server;
+//! - [`child`]: the server as a child process of the harness (`serve …`, its address read back).
 //!
 //! Embedding: [`start`] binds, spawns and returns a [`ServerHandle`] with the bound address; the
 //! `serve` command and tests use the same entry point. [`bind_reuse_port`] makes the listener of
 //! one of several processes sharing a port (`serve --workers N`).
 
 pub mod auth;
+pub mod child;
 pub mod cluster;
 pub mod connection;
 pub mod faults;

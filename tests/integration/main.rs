@@ -7,6 +7,7 @@ mod conform;
 mod deploy;
 mod fuzz;
 mod html;
+mod layering;
 mod properties;
 mod reports;
 mod runner;

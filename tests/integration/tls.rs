@@ -13,7 +13,7 @@ use openframe_harness::fuzz::run::{self as fuzz_run, FuzzPlan, Stop};
 use openframe_harness::probe::sut::BundledTls;
 use openframe_harness::probe::{Credentials, SutSpec};
 use openframe_harness::protocol::jwt::DEFAULT_DEV_SECRET;
-use openframe_harness::report::model::RunReport;
+use openframe_harness::results::model::RunReport;
 use openframe_harness::runner::{self, RunError, RunOptions};
 use openframe_harness::scenario::plan::TargetPlan;
 use openframe_harness::scenario::{self, Overrides};

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::ServeArgs;
-use crate::error::Outcome;
+use crate::commands::outcome::Outcome;
 use crate::protocol::jwt::DEFAULT_DEV_SECRET;
 use crate::server::cluster::BrokerConfig;
 use crate::server::{self, Faults, ServerConfig, ServerError, ServerHandle};

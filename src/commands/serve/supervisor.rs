@@ -24,7 +24,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 
 use crate::cli::ServeArgs;
-use crate::error::{BadInput, Outcome};
+use crate::commands::outcome::{BadInput, Outcome};
 use crate::server::cluster::BrokerConfig;
 use crate::server::{self, ServerError};
 use crate::util::process;

@@ -13,7 +13,7 @@ mod sections;
 use std::io::{self, Write};
 
 use super::markup::escape;
-use super::model::RunReport;
+use crate::results::model::RunReport;
 
 const CSS: &str = include_str!("page.css");
 const CHECK_JS: &str = include_str!("check.js");
@@ -51,7 +51,7 @@ pub fn write_html<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::metrics::histogram::{encode, new_histogram, record, summarize};
-    use crate::report::model::{GateResult, Interval, Sample};
+    use crate::results::model::{GateResult, Interval, Sample};
 
     fn sample_report() -> RunReport {
         let mut report = RunReport::empty("smoke <test>");

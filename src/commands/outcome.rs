@@ -1,4 +1,5 @@
-//! The exit codes of CLI.md, in one place, and how an error maps to one.
+//! The exit codes of CLI.md, in one place, and how an error maps to one. Library modules
+//! return their own verdicts and typed errors; only `commands/` turns them into these.
 //!
 //! Library code returns typed errors; a command returns an [`Outcome`] when it finished, or an
 //! error when it could not. [`exit_code_for`] walks the error's chain for a typed error that

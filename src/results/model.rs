@@ -292,7 +292,7 @@ impl RunReport {
             duration_s: 0.0,
             peak_clients: 0,
             counters: Counters::default(),
-            latency_us: crate::metrics::LatencyMetric::ALL
+            latency_us: crate::results::LatencyMetric::ALL
                 .iter()
                 .map(|m| (m.name().to_owned(), LatencySummary::default()))
                 .collect(),

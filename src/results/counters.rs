@@ -14,7 +14,7 @@ pub enum CounterKind {
     Context,
 }
 
-/// Every counter of [`crate::report::model::Counters`], in its order: name, kind, description.
+/// Every counter of [`crate::results::model::Counters`], in its order: name, kind, description.
 pub const COUNTERS: &[(&str, CounterKind, &str)] = &[
     (
         "connections_opened",
@@ -81,7 +81,7 @@ pub fn describe(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::Counters;
+    use crate::results::model::Counters;
 
     #[test]
     fn every_counter_is_described_in_order() {

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::report::model::{GateResult, GroupReport, RunReport};
+use crate::results::model::{GateResult, GroupReport, RunReport};
 use crate::util::duration::{format_micros, parse_duration};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,7 @@ impl Gate {
                  latency.fanout.p99, counters.events_missing, throughput.events_delivered_per_s, \
                  groups.<group>.latency.fanout.p99 or groups.<group>.counters.events_missing \
                  (latency metrics: {}; stats: count, min, p50, p90, p99, p999, max, mean; groups: {})",
-                crate::metrics::LatencyMetric::ALL.map(|m| m.name()).join(", "),
+                crate::results::LatencyMetric::ALL.map(|m| m.name()).join(", "),
                 groups.join(", ")
             ));
         }
