@@ -40,13 +40,12 @@ fn leading_number(text: &str) -> Option<String> {
     let mut end = 0;
     let bytes = text.as_bytes();
     while end < bytes.len() {
-        if bytes[end].is_ascii_digit() {
-            end += 1;
-        } else if bytes[end] == b'.' && bytes.get(end + 1).is_some_and(u8::is_ascii_digit) && end > 0 {
-            end += 1;
-        } else {
+        let digit = bytes[end].is_ascii_digit();
+        let inner_dot = end > 0 && bytes[end] == b'.' && bytes.get(end + 1).is_some_and(u8::is_ascii_digit);
+        if !(digit || inner_dot) {
             break;
         }
+        end += 1;
     }
     (end > 0).then(|| text[..end].to_owned())
 }
