@@ -5,6 +5,7 @@ mod cluster;
 mod common;
 mod conform;
 mod deploy;
+mod docs;
 mod fuzz;
 mod html;
 mod layering;
