@@ -78,6 +78,7 @@ mod tests {
         let handshake = TlsError::Handshake {
             host: "h".into(),
             failure: TlsFailure::WrongHostName,
+            trust: crate::tls::TrustKind::CaFile,
             detail: "NotValidForName".into(),
         };
         let wrapped = anyhow::Error::new(handshake).context("the run could not be carried out");
