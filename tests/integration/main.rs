@@ -7,6 +7,7 @@ mod conform;
 mod deploy;
 mod fuzz;
 mod html;
+mod pings;
 mod properties;
 mod reports;
 mod runner;
