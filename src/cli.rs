@@ -91,7 +91,8 @@ pub struct CheckTargetArgs {
     /// (implied by --fault crash-on-deep-nesting).
     #[arg(long)]
     pub child_server: bool,
-    /// The JSONTestSuite folder [default: ../shared/corpus/jsontestsuite next to the crate or the current directory].
+    /// A JSONTestSuite folder (holding test_parsing/) to send instead of the corpus built into the
+    /// binary [default: the built-in copy of nst/JSONTestSuite, 318 files].
     #[arg(long, value_name = "DIR")]
     pub corpus: Option<PathBuf>,
     /// The target's largest client message in bytes.

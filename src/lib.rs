@@ -4,7 +4,9 @@
 //! reference server it tests against by default.
 //!
 //! - [`conform`]: the named conformance cases of PROTOCOL.md, their runner and reports.
-//! - [`fuzz`]: protocol fuzzing: generators, mutators, oracles, shrinking, corpus, replay.
+//! - [`corpus`]: the JSONTestSuite seed corpus, built into the binary (or `--corpus DIR`), for
+//!   conform and fuzz alike.
+//! - [`fuzz`]: protocol fuzzing: generators, mutators, oracles, shrinking, replay.
 //! - [`probe`]: the checking client both share: targets, the server under test, observed answers.
 //! - [`protocol`]: messages, topics, filters, tokens and their validation; shared by everything.
 //! - [`scenario`]: scenario files and the validated plan a run executes.
@@ -19,6 +21,7 @@
 pub mod cli;
 pub mod commands;
 pub mod conform;
+pub mod corpus;
 pub mod fuzz;
 pub mod metrics;
 pub mod probe;

@@ -78,6 +78,8 @@ async fn slow_consumer(cx: &Ctx) -> Result<(), Failure> {
             return Err(Failure::new(subscribe.clone(), obs.describe(), "subscription_confirmed"));
         }
     }
+    // From here the slow subscriber does not read until the publisher is done.
+    slow.stop_reading();
     // The healthy subscriber reads everything, concurrently, until it has seen the last event.
     let reader_marker = marker.clone();
     let reader = tokio::spawn(async move {

@@ -5,7 +5,6 @@
 //! `Ok` or a [`Failure`] saying what was sent, what came back and what was expected.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,8 +127,6 @@ pub struct Ctx {
     /// The target's handshake deadline (slowloris defence).
     pub handshake_timeout: Duration,
     pub max_message_bytes: usize,
-    /// The JSONTestSuite folder, when it was found.
-    pub corpus: Option<PathBuf>,
     /// Unique per run, so a case's events can be told from anyone else's.
     pub nonce: String,
 }

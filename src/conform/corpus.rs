@@ -1,11 +1,13 @@
 //! The JSONTestSuite documents as conformance cases: each file sent as one text message, its
-//! answer judged by what the corpus README and PROTOCOL.md §1 require.
+//! answer judged by what the corpus README and PROTOCOL.md §1 require. The files come from
+//! [`crate::corpus`] (built into the binary, or `--corpus DIR`).
 
 use std::sync::Arc;
 
-use super::case::{Case, CaseResult, Failure, truncate};
-use crate::fuzz::corpus::{self, CorpusFile};
-use crate::fuzz::model::judge;
+use super::case::{Case, Failure, truncate};
+use crate::corpus::{Class, Corpus, CorpusFile};
+use crate::fuzz::model::{Expected, expect_message, expect_strict, judge};
+use crate::protocol::ErrorCode;
 use crate::wire::{OutFrame, opcode};
 
 const RULE: &str = "Sent as a WebSocket text message, every `n_` file must get an `error` answer with the connection left open \
@@ -13,23 +15,24 @@ const RULE: &str = "Sent as a WebSocket text message, every `n_` file must get a
 is not a valid client message must get `INVALID_MESSAGE`; every `i_` file must get a bounded-time answer and leave the server \
 serving. (corpus README; PROTOCOL.md §1, §4, §6)";
 
-/// One case per corpus file, or a single skipped case saying why there are none.
-pub fn cases(corpus_dir: Result<std::path::PathBuf, String>) -> Vec<Case> {
-    let files =
-        corpus_dir.and_then(|dir| corpus::load(&dir).map_err(|e| format!("reading {}: {e}", dir.display())));
-    match files {
-        Ok(files) => files.into_iter().map(file_case).collect(),
-        Err(reason) => vec![unavailable(reason)],
-    }
+/// One case per corpus file.
+pub fn cases(corpus: &Corpus) -> Vec<Case> {
+    corpus.files.iter().cloned().map(file_case).collect()
 }
 
-fn unavailable(reason: String) -> Case {
-    let mut case = Case::new("corpus.jsontestsuite", "corpus", RULE, |_| async { Ok(()) });
-    case.run = Arc::new(move |_| {
-        let reason = reason.clone();
-        Box::pin(async move { CaseResult::Skip(reason) })
-    });
-    case
+/// What `file` must get as one text message on a connection without the publish scope.
+pub fn expected(file: &CorpusFile, max_bytes: usize) -> Expected {
+    let model = expect_message(&file.bytes, false, false, max_bytes);
+    match (file.class, model) {
+        (_, close @ Expected::Close { .. }) => close,
+        // The README: every i_ file must get a bounded-time answer and leave the server serving.
+        (Class::ImplementationDefined, _) => Expected::AnyAnswer,
+        // Every n_ file must get an error; the model agrees for all of them (tested).
+        (Class::Invalid, Expected::Error { code, id }) => Expected::Error { code, id },
+        (Class::Invalid, _) => Expected::Error { code: ErrorCode::InvalidMessage, id: None },
+        // y_ files are not client messages whatever a parser makes of them: the strict reading.
+        (Class::Valid, _) => expect_strict(&String::from_utf8_lossy(&file.bytes), false),
+    }
 }
 
 fn file_case(file: CorpusFile) -> Case {
@@ -37,7 +40,7 @@ fn file_case(file: CorpusFile) -> Case {
     Case::new(format!("corpus.{}", file.name), "corpus", RULE, move |cx| {
         let file = Arc::clone(&file);
         async move {
-            let expected = file.expected(cx.max_message_bytes);
+            let expected = expected(&file, cx.max_message_bytes);
             let mut conn = cx.connect(false).await?;
             let frame = OutFrame::new(opcode::TEXT, file.bytes.clone());
             let observation = conn.exchange(&[frame], cx.answer_wait).await;
@@ -55,4 +58,43 @@ fn file_case(file: CorpusFile) -> Case {
             })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_file_gets_what_the_readme_says() {
+        let corpus = Corpus::embedded();
+        let files = &corpus.files;
+        assert_eq!(files.len(), 318);
+        let count = |f: &dyn Fn(&CorpusFile) -> bool| files.iter().filter(|c| f(c)).count();
+        let expect = |c: &CorpusFile| expected(c, 64 * 1024);
+        assert_eq!(count(&|c| c.class == Class::Invalid && expect(c) == Expected::close(1007)), 12);
+        assert_eq!(
+            count(&|c| c.class == Class::ImplementationDefined && expect(c) == Expected::close(1007)),
+            13
+        );
+        assert_eq!(count(&|c| matches!(expect(c), Expected::Close { code: 1009, .. })), 2);
+        assert!(
+            files
+                .iter()
+                .filter(|c| c.class == Class::Valid)
+                .all(|c| matches!(expect(c), Expected::Error { code: ErrorCode::InvalidMessage, .. }))
+        );
+    }
+
+    #[test]
+    fn there_is_one_case_per_file() {
+        let corpus = Corpus::embedded();
+        let cases = cases(&corpus);
+        assert_eq!(cases.len(), corpus.len());
+        assert!(
+            cases
+                .iter()
+                .zip(corpus.files.iter())
+                .all(|(case, file)| case.name == format!("corpus.{}", file.name))
+        );
+    }
 }

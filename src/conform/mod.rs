@@ -19,12 +19,12 @@ pub mod report;
 pub mod runner;
 pub mod subscribe;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::corpus::Corpus;
 use crate::probe::conn::{PreflightError, preflight};
 use crate::probe::sut::{EMBEDDED_HANDSHAKE_TIMEOUT, SutError};
 use crate::probe::{Credentials, Sut, SutSpec};
@@ -40,8 +40,8 @@ pub struct ConformPlan {
     pub sut: SutSpec,
     pub creds: Credentials,
     pub extensions: bool,
-    /// The corpus folder, or why it is missing (then its cases are skipped with that reason).
-    pub corpus: Result<PathBuf, String>,
+    /// The seed corpus: one case per file.
+    pub corpus: Corpus,
     pub max_message_bytes: usize,
     /// The target's handshake deadline; the bundled server gets a short one.
     pub handshake_timeout: Duration,
@@ -62,7 +62,7 @@ impl ConformPlan {
             sut,
             creds,
             extensions: true,
-            corpus: crate::fuzz::corpus::locate(None),
+            corpus: Corpus::embedded(),
             max_message_bytes: 64 * 1024,
             handshake_timeout,
             answer_wait: Duration::from_secs(3),
@@ -82,7 +82,7 @@ pub enum ConformError {
 }
 
 /// Every case, in report order.
-pub fn catalogue(corpus: Result<PathBuf, String>) -> Vec<Case> {
+pub fn catalogue(corpus: &Corpus) -> Vec<Case> {
     let mut cases = auth::cases();
     cases.extend(ops::cases());
     cases.extend(subscribe::cases());
@@ -114,14 +114,13 @@ pub async fn run(plan: ConformPlan, cancel: CancellationToken) -> Result<Conform
         quiet: Duration::from_millis(300),
         handshake_timeout: plan.handshake_timeout,
         max_message_bytes: plan.max_message_bytes,
-        corpus: plan.corpus.clone().ok(),
         nonce: format!(
             "{:x}",
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos()
                 & 0xffff_ffff
         ),
     });
-    let mut cases = catalogue(plan.corpus.clone());
+    let mut cases = catalogue(&plan.corpus);
     if let Some(only) = &plan.only {
         cases.retain(|c| c.name.contains(only.as_str()));
     }

@@ -1,11 +1,10 @@
-//! `fuzz`: generators, mutators, oracles, shrinking, corpus and replay.
+//! `fuzz`: generators, mutators, oracles, shrinking and replay; the seed corpus is
+//! [`crate::corpus`].
 //!
-//! - [`corpus`]: the JSONTestSuite seed corpus and what each file must get;
 //! - [`model`]: what PROTOCOL.md requires for one message, and the judgement of an answer.
 
 pub mod canary;
 pub mod case;
-pub mod corpus;
 pub mod exec;
 pub mod generate;
 pub mod growth;

@@ -87,6 +87,7 @@ pub async fn replay(plan: FuzzPlan, file: FindingFile, name: &str) -> Result<Fuz
         liveness_probes: 1,
         server_restarts: 0,
         coverage: ran.covered.into_iter().map(|k| (k, 1)).collect(),
+        corpus: None,
         canaries: None,
         growth: None,
         findings,

@@ -68,6 +68,10 @@ pub struct FuzzReport {
     pub server_restarts: u64,
     /// What the cases reached: sent message types, answer types, error codes, close codes.
     pub coverage: BTreeMap<String, u64>,
+    /// The seed corpus: where it came from, its files, and how many were sent whole (the run's
+    /// first cases); absent for `--replay`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corpus: Option<CorpusSummary>,
     pub canaries: Option<CanaryReport>,
     pub growth: Option<GrowthReport>,
     pub findings: Vec<Finding>,
@@ -76,10 +80,23 @@ pub struct FuzzReport {
     pub replayed: Option<String>,
 }
 
+/// The seed corpus of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CorpusSummary {
+    /// `embedded` (built into the binary) or the `--corpus` folder.
+    pub source: String,
+    pub files: u64,
+    /// Files sent whole as cases of their own (all of them once the run has that many cases).
+    pub files_sent: u64,
+}
+
 impl FuzzReport {
     pub fn summary_line(&self) -> String {
+        let corpus = self.corpus.as_ref().map_or_else(String::new, |c| {
+            format!("; corpus {}: {} of {} files sent", c.source, c.files_sent, c.files)
+        });
         format!(
-            "fuzz {}{} seed {}: {} cases in {:.1}s ({:.0} cases/s), {} finding(s){}",
+            "fuzz {}{} seed {}: {} cases in {:.1}s ({:.0} cases/s){corpus}, {} finding(s){}",
             self.target,
             crate::probe::target::TlsSummary::note(self.tls.as_ref()),
             self.seed,
@@ -128,6 +145,9 @@ pub fn write_md<W: Write>(w: &mut W, r: &FuzzReport) -> io::Result<()> {
         "- {} cases in {:.1} s: **{:.0} cases/s**; {} liveness probes; {} server restarts",
         r.cases, r.duration_s, r.cases_per_s, r.liveness_probes, r.server_restarts
     )?;
+    if let Some(c) = &r.corpus {
+        writeln!(w, "- seed corpus `{}`: {} of {} files sent whole", c.source, c.files_sent, c.files)?;
+    }
     if let Some(c) = &r.canaries {
         writeln!(
             w,

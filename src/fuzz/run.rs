@@ -4,7 +4,6 @@
 //! the end, then shrinks one reproducer per finding signature.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -14,12 +13,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::case::FuzzCase;
-use super::corpus::{self, CorpusFile};
 use super::exec::Executor;
 use super::generate::{GenConfig, generate};
 use super::model::{Expected, Mismatch, Oracle, expect_message};
-use super::report::{Finding, FuzzReport};
+use super::report::{CorpusSummary, Finding, FuzzReport};
 use super::{canary, growth, shrink};
+use crate::corpus::{Corpus, CorpusFile};
 use crate::probe::conn::PreflightError;
 use crate::probe::sut::{BundledTls, SutError};
 use crate::probe::{Credentials, Sut, SutSpec, Target};
@@ -46,7 +45,8 @@ pub struct FuzzPlan {
     pub probe_every: u64,
     pub answer: Duration,
     pub extensions: bool,
-    pub corpus: Result<PathBuf, String>,
+    /// The seed corpus: its files are the first cases, and seeds for the mutated ones.
+    pub corpus: Corpus,
     pub max_message_bytes: usize,
     pub canaries: bool,
     pub growth: bool,
@@ -80,7 +80,7 @@ impl FuzzPlan {
             probe_every: 16,
             answer: Duration::from_secs(2),
             extensions: true,
-            corpus: corpus::locate(None),
+            corpus: Corpus::embedded(),
             max_message_bytes: 64 * 1024,
             canaries: true,
             growth: true,
@@ -109,6 +109,8 @@ enum Event {
 struct Counters {
     next: AtomicU64,
     done: AtomicU64,
+    /// Cases done that were corpus files sent whole (the indices below the corpus's length).
+    corpus_done: AtomicU64,
     /// Case index each worker is running (u64::MAX: none), for attributing a server's death.
     in_flight: Vec<AtomicU64>,
 }
@@ -160,8 +162,7 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
     } else {
         None
     };
-    let corpus: Arc<Vec<CorpusFile>> =
-        Arc::new(plan.corpus.as_ref().ok().and_then(|d| corpus::load(d).ok()).unwrap_or_default());
+    let corpus: Arc<Vec<CorpusFile>> = Arc::clone(&plan.corpus.files);
     let gen_config = Arc::new(GenConfig {
         max_message_bytes: plan.max_message_bytes,
         extensions: plan.extensions,
@@ -186,6 +187,7 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
     let counters = Arc::new(Counters {
         next: AtomicU64::new(0),
         done: AtomicU64::new(0),
+        corpus_done: AtomicU64::new(0),
         in_flight: (0..workers).map(|_| AtomicU64::new(u64::MAX)).collect(),
     });
     let canary_stop = CancellationToken::new();
@@ -231,6 +233,9 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
                         _ = epoch.cancelled() => break,
                     };
                     counters.done.fetch_add(1, Ordering::Relaxed);
+                    if index < corpus.len() as u64 {
+                        counters.corpus_done.fetch_add(1, Ordering::Relaxed);
+                    }
                     for key in &ran.covered {
                         *coverage.entry(key.clone()).or_insert(0u64) += 1;
                     }
@@ -410,6 +415,11 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
         liveness_probes: probes,
         server_restarts: restarts,
         coverage,
+        corpus: Some(CorpusSummary {
+            source: plan.corpus.source.to_string(),
+            files: corpus.len() as u64,
+            files_sent: counters.corpus_done.load(Ordering::Relaxed),
+        }),
         canaries: canary_report,
         growth: growth_report,
         findings: grouped,

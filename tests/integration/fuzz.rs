@@ -1,7 +1,7 @@
 //! `fuzz` against the bundled server with a fixed seed and a bounded case count: nothing on the
 //! clean server; each protocol fault reported; findings saved, replayable and deterministic.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -160,4 +160,73 @@ async fn fuzz_differential_mode_against_the_embedded_reference_finds_nothing_on_
     let report = run::run(p, CancellationToken::new()).await.unwrap();
     assert!(report.passed, "{:#?}", report.findings);
     assert_eq!(report.reference.as_deref(), Some("embedded"));
+}
+
+/// The corpus files in the repository, which the binary embeds.
+fn corpus_files_in_repo() -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/jsontestsuite/test_parsing");
+    std::fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().is_ok_and(|e| e.path().is_file())).count()
+}
+
+#[test]
+fn the_installed_binary_sends_the_whole_embedded_corpus_from_any_folder() {
+    // The binary alone, in an empty folder with no `../shared` next to it.
+    let dir = tempfile::tempdir().unwrap();
+    assert!(!dir.path().join("../shared").exists() && !dir.path().join("shared").exists());
+    let exe = dir.path().join("openframe-harness");
+    std::fs::copy(env!("CARGO_BIN_EXE_openframe-harness"), &exe).unwrap();
+    let files = corpus_files_in_repo() as u64;
+    assert_eq!(files, 318);
+    let run = |args: &[&str]| {
+        let out = Command::new(&exe).args(args).current_dir(dir.path()).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+
+    let stdout = run(&["fuzz", "--cases", "2000", "--seed", "5", "--out", "fuzz-report"]);
+    assert!(stdout.contains(&format!("corpus embedded: {files} of {files} files sent")), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("fuzz-report/report.json")).unwrap()).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["cases"], 2000);
+    assert_eq!(report["corpus"]["source"], "embedded");
+    assert_eq!(
+        (report["corpus"]["files"].as_u64(), report["corpus"]["files_sent"].as_u64()),
+        (Some(files), Some(files))
+    );
+
+    run(&["conform", "--only", "corpus.", "--out", "conform-report"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("conform-report/report.json")).unwrap())
+            .unwrap();
+    let cases = report["cases"].as_array().unwrap();
+    assert_eq!(cases.len() as u64, files);
+    assert!(
+        cases.iter().all(|c| c["name"].as_str().unwrap().starts_with("corpus.") && c["verdict"] == "pass")
+    );
+}
+
+#[test]
+fn a_corpus_folder_given_with_corpus_replaces_the_embedded_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let parsing = dir.path().join("mine/test_parsing");
+    std::fs::create_dir_all(&parsing).unwrap();
+    std::fs::write(parsing.join("n_mine.json"), "[1,]").unwrap();
+    std::fs::write(parsing.join("y_mine.json"), "[1]").unwrap();
+    let exe = env!("CARGO_BIN_EXE_openframe-harness");
+    let out = Command::new(exe)
+        .args(["conform", "--only", "corpus.", "--corpus", "mine", "--out", "report"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report/report.json")).unwrap()).unwrap();
+    let names: Vec<&str> =
+        report["cases"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["corpus.n_mine.json", "corpus.y_mine.json"]);
+    let refused =
+        Command::new(exe).args(["conform", "--corpus", "nowhere"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
 }

@@ -9,6 +9,7 @@ mod docs;
 mod fuzz;
 mod html;
 mod layering;
+mod pings;
 mod properties;
 mod reports;
 mod runner;
