@@ -6,6 +6,7 @@
 //! - [`conform`]: the named conformance cases of PROTOCOL.md, their runner and reports.
 //! - [`fuzz`]: protocol fuzzing: generators, mutators, oracles, shrinking, corpus, replay.
 //! - [`probe`]: the checking client both share: targets, the server under test, observed answers.
+//! - [`oracle`]: what PROTOCOL.md allows a server to answer to a message, and the one judge of it.
 //! - [`protocol`]: messages, topics, filters, tokens and their validation; shared by everything.
 //! - [`scenario`]: scenario files and the validated plan a run executes.
 //! - [`metrics`]: latency histograms, per-shard statistics, the aggregator, live progress.
@@ -22,6 +23,7 @@ pub mod conform;
 pub mod error;
 pub mod fuzz;
 pub mod metrics;
+pub mod oracle;
 pub mod probe;
 pub mod protocol;
 pub mod report;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::case::{Case, CaseResult, Failure, truncate};
 use crate::fuzz::corpus::{self, CorpusFile};
-use crate::fuzz::model::judge;
+use crate::oracle::judge;
 use crate::wire::{OutFrame, opcode};
 
 const RULE: &str = "Sent as a WebSocket text message, every `n_` file must get an `error` answer with the connection left open \
@@ -50,7 +50,7 @@ fn file_case(file: CorpusFile) -> Case {
                         truncate(&String::from_utf8_lossy(&file.bytes), 200)
                     ),
                     format!("{}\n({:?}: {})", observation.describe(), mismatch.oracle, mismatch.detail),
-                    expected.describe(),
+                    expected.explain(),
                 )
             })
         }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod codes;
 pub mod data;
 pub mod filter;
+pub mod json_depth;
 pub mod json_scan;
 pub mod jwt;
 pub mod server_message;
@@ -18,5 +19,6 @@ pub use client::{ClientMessage, Publish, Rejection, Subscribe, Unsubscribe, pars
 pub use codes::{ErrorCode, close};
 pub use data::ObjectView;
 pub use filter::{FieldValue, Filters};
+pub use json_depth::json_depth;
 pub use server_message::{ServerMessage, Violation, ViolationKind, parse_server_message};
 pub use topic::Topic;
