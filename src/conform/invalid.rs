@@ -114,8 +114,7 @@ pub fn cases() -> Vec<Case> {
         Case::new("invalid.valid_request_after_binary_frame", "invalid", BINARY, |cx| async move {
             let mut conn = cx.connect(false).await?;
             conn.exchange(&[OutFrame::new(opcode::BINARY, vec![0xff, 0, 1])], cx.answer_wait).await;
-            let want =
-                Expectation::confirmed("subscription_confirmed", &["alerts"], Some("frag"));
+            let want = Expectation::confirmed("subscription_confirmed", &["alerts"], Some("frag"));
             send_expect(&cx, &mut conn, SUBSCRIBE, want).await?;
             conn.close().await;
             Ok(())
@@ -132,13 +131,28 @@ pub fn cases() -> Vec<Case> {
         // A subscribe that is valid but for its size: the size rule is the only one that applies
         // (an invalid message over the limit may get its `error` instead, docs/rule-pairs.md).
         closes("size.over_the_limit_closes_1009", SIZE, 1009, |cx| {
-            vec![OutFrame::text(format!("{OVERSIZE_HEAD}{}{OVERSIZE_TAIL}", "x".repeat(cx.max_message_bytes)))]
+            vec![OutFrame::text(format!(
+                "{OVERSIZE_HEAD}{}{OVERSIZE_TAIL}",
+                "x".repeat(cx.max_message_bytes)
+            ))]
         }),
         closes("size.fragments_joined_over_the_limit_close_1009", SIZE, 1009, |cx| {
             let half = cx.max_message_bytes / 2 + 16;
             vec![
-                frame(false, 0, opcode::TEXT, true, format!("{OVERSIZE_HEAD}{}", "x".repeat(half)).as_bytes()),
-                frame(true, 0, opcode::CONTINUATION, true, format!("{}{OVERSIZE_TAIL}", "x".repeat(half)).as_bytes()),
+                frame(
+                    false,
+                    0,
+                    opcode::TEXT,
+                    true,
+                    format!("{OVERSIZE_HEAD}{}", "x".repeat(half)).as_bytes(),
+                ),
+                frame(
+                    true,
+                    0,
+                    opcode::CONTINUATION,
+                    true,
+                    format!("{}{OVERSIZE_TAIL}", "x".repeat(half)).as_bytes(),
+                ),
             ]
         }),
         closes("framing.unmasked_frame_1002", FRAMING, 1002, |_| {
@@ -251,8 +265,7 @@ pub fn cases() -> Vec<Case> {
             for i in 0..3 {
                 let text = format!(r#"{{"type":"subscribe","topics":["nope-{i}"],"id":"n{i}"}}"#);
                 let id = format!("n{i}");
-                send_expect(&cx, &mut conn, &text, Expectation::error(SubscriptionError, Some(&id)))
-                    .await?;
+                send_expect(&cx, &mut conn, &text, Expectation::error(SubscriptionError, Some(&id))).await?;
             }
             conn.close().await;
             Ok(())

@@ -107,10 +107,10 @@ mod tests {
         );
         assert_eq!(count(&|c| expect(c).allows_close(1009)), 2);
         assert!(
-            files
-                .iter()
-                .filter(|c| c.class == Class::Valid)
-                .all(|c| matches!(expect(c).primary(), Answer::Error { code: ErrorCode::InvalidMessage, .. }))
+            files.iter().filter(|c| c.class == Class::Valid).all(|c| matches!(
+                expect(c).primary(),
+                Answer::Error { code: ErrorCode::InvalidMessage, .. }
+            ))
         );
     }
 

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use super::case::{Framing, FuzzCase, Step, TokenMutation};
 use crate::oracle::upgrade::{UpgradeAnswer, judge_accepted, judge_refused};
-use crate::oracle::{Answer, Expectation, Mismatch, Oracle, expect_message, expect_strict, is_ambiguous, judge};
+use crate::oracle::{
+    Answer, Expectation, Mismatch, Oracle, expect_message, expect_strict, is_ambiguous, judge,
+};
 use crate::probe::conn::is_established;
 use crate::probe::{Conn, Credentials, End, Observation, Presented, Received, Target, Upgrade};
 use crate::protocol::jwt::{self, Claims};

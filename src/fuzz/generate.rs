@@ -376,7 +376,13 @@ fn frames_case(rng: &mut ChaCha8Rng, config: &GenConfig) -> FuzzCase {
             head.resize(n.max(head.len()), b' ');
             let mut tail = vec![b' '; n];
             tail.push(b'}');
-            (vec![spec(false, 0, opcode::TEXT, true, head), spec(true, 0, opcode::CONTINUATION, true, tail)], 1009)
+            (
+                vec![
+                    spec(false, 0, opcode::TEXT, true, head),
+                    spec(true, 0, opcode::CONTINUATION, true, tail),
+                ],
+                1009,
+            )
         }
     };
     FuzzCase::Frames { frames, expect_close: code }

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
-use crate::oracle::{Mismatch, Oracle};
 use super::report::{FINDING_FORMAT, Finding, FindingFile, FuzzReport};
 use super::run::{FuzzPlan, expected_of, rule_of};
+use crate::oracle::{Mismatch, Oracle};
 use crate::probe::{StartError, Sut};
 use crate::protocol::timestamp::format_rfc3339_millis;
 

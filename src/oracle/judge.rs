@@ -138,7 +138,9 @@ fn judge_answers(answer: &Answer, answers: &[Received], extensions: bool) -> Res
         Answer::AnyAnswer if answers.len() > 1 => exactly_one(answers),
         Answer::AnyAnswer => Ok(()),
         Answer::Nothing => match answers.first() {
-            Some(first) => Err(Mismatch::new(Oracle::ExtraAnswer, format!("unexpected answer {}", first.text))),
+            Some(first) => {
+                Err(Mismatch::new(Oracle::ExtraAnswer, format!("unexpected answer {}", first.text)))
+            }
             None => Ok(()),
         },
         // The confirmation of an unsubscribe is an extension (§4).
@@ -151,10 +153,16 @@ fn judge_answers(answer: &Answer, answers: &[Received], extensions: bool) -> Res
             exactly_one(answers)?;
             let a = &answers[0];
             if a.kind.as_deref() != Some("error") {
-                return Err(Mismatch::new(Oracle::WrongAnswer, format!("expected an error {code}, got {}", a.text)));
+                return Err(Mismatch::new(
+                    Oracle::WrongAnswer,
+                    format!("expected an error {code}, got {}", a.text),
+                ));
             }
             if a.code.as_deref() != Some(code.as_str()) && (extensions || !code.is_extension()) {
-                return Err(Mismatch::new(Oracle::WrongErrorCode, format!("expected {code}, got {:?}", a.code)));
+                return Err(Mismatch::new(
+                    Oracle::WrongErrorCode,
+                    format!("expected {code}, got {:?}", a.code),
+                ));
             }
             check_id(id.as_deref(), a)
         }
@@ -177,14 +185,16 @@ fn judge_answers(answer: &Answer, answers: &[Received], extensions: bool) -> Res
             exactly_one(answers)?;
             let a = &answers[0];
             if a.kind.as_deref() != Some("publish_ack") {
-                return Err(Mismatch::new(Oracle::WrongAnswer, format!("expected publish_ack, got {}", a.text)));
+                return Err(Mismatch::new(
+                    Oracle::WrongAnswer,
+                    format!("expected publish_ack, got {}", a.text),
+                ));
             }
             check_id(Some(id), a)?;
             match delivered {
-                Some(n) if a.value["delivered"].as_u64() != Some(*n) => Err(Mismatch::new(
-                    Oracle::WrongAnswer,
-                    format!("expected delivered {n}, got {}", a.text),
-                )),
+                Some(n) if a.value["delivered"].as_u64() != Some(*n) => {
+                    Err(Mismatch::new(Oracle::WrongAnswer, format!("expected delivered {n}, got {}", a.text)))
+                }
                 _ => Ok(()),
             }
         }
@@ -197,7 +207,10 @@ fn exactly_one(answers: &[Received]) -> Result<(), Mismatch> {
         1 => Ok(()),
         n => Err(Mismatch::new(
             Oracle::ExtraAnswer,
-            format!("{n} answers: {}", answers.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join(" | ")),
+            format!(
+                "{n} answers: {}",
+                answers.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join(" | ")
+            ),
         )),
     }
 }

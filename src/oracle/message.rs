@@ -31,7 +31,9 @@ fn expect_within_limit(bytes: &[u8], binary: bool, may_publish: bool) -> Expecta
     }
     // Invalid UTF-8 closes with 1007 (§1), whatever else is wrong: RFC 6455 §8.1 requires
     // failing the connection, so an `error` on an open connection is never right.
-    let Ok(text) = std::str::from_utf8(bytes) else { return Expectation::by(Answer::Close { code: 1007 }, "§1") };
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Expectation::by(Answer::Close { code: 1007 }, "§1");
+    };
     if is_ambiguous(text) {
         return Expectation::any_answer();
     }
@@ -78,9 +80,10 @@ fn from_parse(parsed: &Result<ClientMessage<'_>, Rejection>, text: &str) -> Expe
             let answer = Answer::Error { code: rejection.code, id: rejection.id.clone() };
             // An invalid subscribe, unsubscribe or publish breaks a rule of §4; anything else
             // is §1's "not valid per §4" (and §4 "anything else").
-            let request = ObjectView::parse(text).ok().and_then(|o| o.get_str("type")).is_some_and(|t| {
-                matches!(&*t, "subscribe" | "unsubscribe" | "publish")
-            });
+            let request = ObjectView::parse(text)
+                .ok()
+                .and_then(|o| o.get_str("type"))
+                .is_some_and(|t| matches!(&*t, "subscribe" | "unsubscribe" | "publish"));
             let rule = if request { "§4" } else { answer.default_rule() };
             Expectation::by(answer, rule)
         }
@@ -133,7 +136,9 @@ fn with_id(answer: Answer, short: &str, long: &str) -> Answer {
     match answer {
         Answer::Error { code, id } => Answer::Error { code, id: swap(id) },
         Answer::Confirmed { kind, topics, id } => Answer::Confirmed { kind, topics, id: swap(id) },
-        Answer::PublishAck { id, delivered } if id == short => Answer::PublishAck { id: long.to_owned(), delivered },
+        Answer::PublishAck { id, delivered } if id == short => {
+            Answer::PublishAck { id: long.to_owned(), delivered }
+        }
         other => other,
     }
 }

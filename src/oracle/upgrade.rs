@@ -30,7 +30,9 @@ impl UpgradeAnswer {
     pub fn describe(self) -> &'static str {
         match self {
             UpgradeAnswer::Established => "connection_established as the first message (§2)",
-            UpgradeAnswer::AuthError => "one AUTH_ERROR \"Invalid token\" with a timestamp, then close 1008 (§2)",
+            UpgradeAnswer::AuthError => {
+                "one AUTH_ERROR \"Invalid token\" with a timestamp, then close 1008 (§2)"
+            }
         }
     }
 }

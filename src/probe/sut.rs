@@ -110,7 +110,9 @@ impl Sut {
                 let url = sut.target.url.clone();
                 sut.stop().await;
                 Err(match error {
-                    super::conn::PreflightError::Unreachable(source) => StartError::Unreachable { url, source },
+                    super::conn::PreflightError::Unreachable(source) => {
+                        StartError::Unreachable { url, source }
+                    }
                     super::conn::PreflightError::Tls(source) => StartError::Tls { url, source },
                 })
             }

@@ -317,12 +317,18 @@ mod tests {
     #[test]
     fn lone_surrogate_escapes_are_read_by_the_grammar() {
         let text = r#"{"type":"error","code":"SUBSCRIPTION_ERROR","message":"Invalid topic: \ude00","id":"s\ud800","timestamp":"2024-03-20T10:00:00Z"}"#;
-        let Ok(ServerMessage::Error { message, id, .. }) = parse_server_message(text) else { panic!("{text}") };
+        let Ok(ServerMessage::Error { message, id, .. }) = parse_server_message(text) else {
+            panic!("{text}")
+        };
         assert_eq!((&*message, id.as_deref()), ("Invalid topic: \u{fffd}", Some("s\u{fffd}")));
         assert!(has_lone_surrogates(text));
         assert!(!has_lone_surrogates(r#"{"a":"\ud83d\ude00"}"#));
-        let confirmed = r#"{"type":"subscription_confirmed","topics":["\udc00"],"timestamp":"2024-03-20T10:00:00Z"}"#;
-        assert_eq!(parse_server_message(confirmed).map(|_| ()).unwrap_err().kind, ViolationKind::UnknownTopic);
+        let confirmed =
+            r#"{"type":"subscription_confirmed","topics":["\udc00"],"timestamp":"2024-03-20T10:00:00Z"}"#;
+        assert_eq!(
+            parse_server_message(confirmed).map(|_| ()).unwrap_err().kind,
+            ViolationKind::UnknownTopic
+        );
     }
 
     #[test]

@@ -28,7 +28,13 @@ impl Canaries {
         let stop = CancellationToken::new();
         let task = (plan.canaries && plan.extensions).then(|| {
             let bound = plan.answer.max(Duration::from_secs(1));
-            let run = canary::run(target.clone(), plan.creds.clone(), format!("canary-{nonce}"), bound, stop.clone());
+            let run = canary::run(
+                target.clone(),
+                plan.creds.clone(),
+                format!("canary-{nonce}"),
+                bound,
+                stop.clone(),
+            );
             tokio::spawn(run)
         });
         Canaries { stop, task }

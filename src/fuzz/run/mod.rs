@@ -200,7 +200,8 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
     // Epochs: a server death ends one; the server is restarted and fuzzing goes on.
     loop {
         let epoch_start = tally.findings.len();
-        let Some(death) = epoch::run_epoch(&plan, &shared, &mut sut, reference.as_ref(), &cancel, &mut tally).await
+        let Some(death) =
+            epoch::run_epoch(&plan, &shared, &mut sut, reference.as_ref(), &cancel, &mut tally).await
         else {
             break;
         };
@@ -210,7 +211,12 @@ pub async fn run(plan: FuzzPlan, cancel: CancellationToken) -> Result<FuzzReport
         }
     }
     let fuzz_time = started.elapsed();
-    let run = finish::Ran { started_at, fuzz_time, cases: shared.done.load(Ordering::Relaxed), workers: shared.workers };
+    let run = finish::Ran {
+        started_at,
+        fuzz_time,
+        cases: shared.done.load(Ordering::Relaxed),
+        workers: shared.workers,
+    };
     let report = finish::finish(&mut sut, &plan, &shared.nonce, canaries, tally, run).await;
     sut.stop().await;
     if let Some(r) = reference {
