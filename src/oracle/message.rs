@@ -19,7 +19,7 @@ pub fn expect_message(bytes: &[u8], binary: bool, may_publish: bool, max_bytes: 
     // "Larger: close code 1009" (§1). A message over the limit that some other rule refuses
     // (invalid UTF-8, a binary frame, an invalid message) may get that rule's answer instead:
     // PROTOCOL.md does not say which a server checks first, and one that validates each frame
-    // as it arrives (RFC 6455 §8.1) can see the bad byte before the size crosses the limit.
+    // as it arrives (RFC 6455 section 8.1) can see the bad byte before the size crosses the limit.
     let over = Expectation::by(Answer::Close { code: 1009 }, "§1");
     if within.refuses() { over.or(within) } else { over }
 }
@@ -29,7 +29,7 @@ fn expect_within_limit(bytes: &[u8], binary: bool, may_publish: bool) -> Expecta
     if binary {
         return Expectation::by(Answer::Error { code: ErrorCode::InvalidMessage, id: None }, "§1");
     }
-    // Invalid UTF-8 closes with 1007 (§1), whatever else is wrong: RFC 6455 §8.1 requires
+    // Invalid UTF-8 closes with 1007 (§1), whatever else is wrong: RFC 6455 section 8.1 requires
     // failing the connection, so an `error` on an open connection is never right.
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Expectation::by(Answer::Close { code: 1007 }, "§1");

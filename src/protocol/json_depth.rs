@@ -1,7 +1,7 @@
 //! The nesting depth of a JSON text, counted over brackets outside strings, without parsing it.
 //!
 //! The reference server uses it for its deep-nesting faults, the oracle to tell nesting deep
-//! enough to be implementation-defined (RFC 8259 §9). It does no I/O and judges nothing.
+//! enough to be implementation-defined (RFC 8259 section 9). It does no I/O and judges nothing.
 
 /// Nesting depth of `text`: the most brackets open at once, outside strings.
 pub fn json_depth(text: &str) -> usize {

@@ -215,7 +215,7 @@ pub fn array_items(text: &str) -> Option<Vec<&str>> {
 /// `\ud800` without a low half after it, or `\udc00` without a high half before it) replaced
 /// by `\ufffd`; borrowed when there is none.
 ///
-/// RFC 8259's grammar admits such escapes (its §8.2 leaves what they mean to the receiver), and
+/// RFC 8259's grammar admits such escapes (its section 8.2 leaves what they mean to the receiver), and
 /// a server may echo one that a client sent (a topic in an error `message`). Rust strings cannot
 /// hold them, so a reader that judges by the grammar decodes them as U+FFFD.
 pub fn replace_lone_surrogates(text: &str) -> std::borrow::Cow<'_, str> {
