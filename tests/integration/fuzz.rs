@@ -1,5 +1,7 @@
 //! `fuzz` against the bundled server with a fixed seed and a bounded case count: nothing on the
-//! clean server; each protocol fault reported; findings saved, replayable and deterministic.
+//! clean server; each protocol fault reported; findings saved, replayable and deterministic; and
+//! findings that were wrongly judged (issue 13) replayed against an independent stub server
+//! (`stub.rs`, fixtures in `tests/fixtures/fuzz/`) as passes.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -41,6 +41,8 @@ pub async fn spawn() -> String {
 
 async fn serve(tcp: TcpStream, me: u64, peers: Peers) {
     let mut scope = false;
+    // tungstenite's callback type fixes the (large) error response.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| {
         scope = request
             .headers()
