@@ -8,6 +8,7 @@
 //!   conform and fuzz alike.
 //! - [`fuzz`]: protocol fuzzing: generators, mutators, oracles, shrinking, replay.
 //! - [`probe`]: the checking client both share: targets, the server under test, observed answers.
+//! - [`oracle`]: what PROTOCOL.md allows a server to answer to a message, and the one judge of it.
 //! - [`protocol`]: messages, topics, filters, tokens and their validation; shared by everything.
 //! - [`scenario`]: scenario files and the validated plan a run executes.
 //! - [`metrics`]: latency histograms, per-shard statistics, the aggregator, live progress.
@@ -24,6 +25,7 @@ pub mod conform;
 pub mod corpus;
 pub mod fuzz;
 pub mod metrics;
+pub mod oracle;
 pub mod probe;
 pub mod protocol;
 pub mod report;

@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio::net::TcpStream;
 
 use super::case::{Case, Ctx, Failure, Needs};
-use super::delivery::alert;
+use super::data::alert;
 use crate::probe::conn::{is_established, secure, upgrade_request};
 use crate::probe::{Conn, End, Presented, Upgrade};
 use crate::wire::{OutFrame, RawSocket};

@@ -1,17 +1,21 @@
 //! `conform`: the named conformance cases of PROTOCOL.md against a target.
 //!
-//! - [`case`]: what a case is, its context, and the checks cases share;
+//! - [`case`]: what a case is, its context, and the checks cases share (judged by
+//!   [`crate::oracle`], the one rule book `fuzz` uses too);
 //! - [`auth`], [`ops`], [`subscribe`], [`delivery`], [`backpressure`], [`invalid`], [`corpus`]: the
-//!   catalogue, one file per area of PROTOCOL.md;
+//!   catalogue, one file per area of PROTOCOL.md; [`data`]: the event data they publish;
 //! - [`runner`]: skips, background cases, time bounds, cancellation;
 //! - [`report`]: `report.json`, `report.md`, `junit.xml`.
 //!
 //! Entry point: [`run`] with a [`ConformPlan`]; the command line builds the plan.
+//!
+//! Imports `probe`, `oracle`, `protocol` and `wire`; never `fuzz` or `runner`.
 
 pub mod auth;
 pub mod backpressure;
 pub mod case;
 pub mod corpus;
+pub mod data;
 pub mod delivery;
 pub mod invalid;
 pub mod ops;
@@ -25,12 +29,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::corpus::Corpus;
-use crate::probe::conn::{PreflightError, preflight};
-use crate::probe::sut::{EMBEDDED_HANDSHAKE_TIMEOUT, SutError};
-use crate::probe::{Credentials, Sut, SutSpec};
+use crate::probe::sut::EMBEDDED_HANDSHAKE_TIMEOUT;
+use crate::probe::{Credentials, StartError, Sut, SutSpec};
 use crate::protocol::timestamp::format_rfc3339_millis;
-use crate::tls::TlsError;
-use crate::wire::WireError;
 use case::{Case, Ctx};
 use report::ConformReport;
 
@@ -71,16 +72,6 @@ impl ConformPlan {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConformError {
-    #[error(transparent)]
-    Server(#[from] SutError),
-    #[error("target {url} is unreachable: {source}")]
-    Unreachable { url: String, source: WireError },
-    #[error("target {url}")]
-    Tls { url: String, source: TlsError },
-}
-
 /// Every case, in report order.
 pub fn catalogue(corpus: &Corpus) -> Vec<Case> {
     let mut cases = auth::cases();
@@ -89,21 +80,16 @@ pub fn catalogue(corpus: &Corpus) -> Vec<Case> {
     cases.extend(invalid::cases());
     cases.extend(invalid::nesting_cases());
     cases.extend(delivery::cases());
+    cases.extend(backpressure::cases());
+    cases.extend(delivery::http_cases());
     cases.extend(corpus::cases(corpus));
     cases
 }
 
 /// Runs the catalogue against the plan's target.
-pub async fn run(plan: ConformPlan, cancel: CancellationToken) -> Result<ConformReport, ConformError> {
-    let sut = Sut::start(plan.sut.clone()).await?;
+pub async fn run(plan: ConformPlan, cancel: CancellationToken) -> Result<ConformReport, StartError> {
+    let sut = Sut::start_checked(plan.sut.clone(), plan.answer_wait).await?;
     let target = sut.target.clone();
-    if let Err(error) = preflight(&target, plan.answer_wait).await {
-        sut.stop().await;
-        return Err(match error {
-            PreflightError::Unreachable(source) => ConformError::Unreachable { url: target.url, source },
-            PreflightError::Tls(source) => ConformError::Tls { url: target.url, source },
-        });
-    }
     let started_at = format_rfc3339_millis(SystemTime::now());
     let started = Instant::now();
     let cx = Arc::new(Ctx {

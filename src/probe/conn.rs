@@ -26,6 +26,9 @@ use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::target::Target;
+use crate::protocol::data::raw_str_lossy;
+use crate::protocol::json_scan;
+use crate::protocol::server_message::has_lone_surrogates;
 use crate::protocol::{ServerMessage, ViolationKind, parse_server_message};
 use crate::tls::ClientStream;
 use crate::wire::{
@@ -74,22 +77,32 @@ pub struct Received {
     /// Why the message is not valid per PROTOCOL.md, if it is not.
     pub violation: Option<String>,
     pub violation_kind: Option<ViolationKind>,
+    /// The text has a string escape that decodes to no Unicode scalar value (valid by RFC
+    /// 8259's grammar; worth a note, not a failure).
+    pub lone_surrogates: bool,
 }
 
 impl Received {
     pub fn from_text(text: String) -> Received {
         let violation = parse_server_message(&text).err();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // Judged by RFC 8259's grammar: a lone surrogate escape (an echo of a client's own
+        // implementation-defined input) reads as U+FFFD, here as in `parse_server_message`.
+        let lone_surrogates = has_lone_surrogates(&text);
+        let value: Value =
+            serde_json::from_str(&json_scan::replace_lone_surrogates(&text)).unwrap_or(Value::Null);
         // Read the top-level fields from the raw members, so a number serde_json cannot hold
         // (1e400 in an event's data) does not hide what the message is.
         let view = crate::protocol::ObjectView::parse(&text).ok();
-        let field = |name: &str| view.as_ref().and_then(|v| v.get_str(name)).map(|s| s.into_owned());
+        let field = |name: &str| {
+            view.as_ref().and_then(|v| v.get(name)).and_then(raw_str_lossy).map(|s| s.into_owned())
+        };
         let (kind, code, id) = (field("type"), field("code"), field("id"));
         drop(view);
         Received {
             kind,
             code,
             id,
+            lone_surrogates,
             violation_kind: violation.as_ref().map(|v| v.kind),
             violation: violation.map(|v| v.to_string()),
             value,
@@ -105,6 +118,7 @@ impl Received {
             code: None,
             id: None,
             violation: Some("the server sent a binary frame".into()),
+            lone_surrogates: false,
             violation_kind: Some(ViolationKind::BinaryFrame),
         }
     }

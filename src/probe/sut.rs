@@ -59,6 +59,18 @@ pub enum SutError {
     Tls(#[from] crate::tls::TlsError),
 }
 
+/// Why a checking command (`conform`, `fuzz`) could not begin: the server under test did not
+/// start, or the target failed the preflight (one connection, TLS included, before anything else).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Server(#[from] SutError),
+    #[error("target {url} is unreachable: {source}")]
+    Unreachable { url: String, source: crate::wire::WireError },
+    #[error("target {url}")]
+    Tls { url: String, source: crate::tls::TlsError },
+}
+
 /// A running server under test.
 pub struct Sut {
     pub target: Target,
@@ -75,6 +87,25 @@ enum Kind {
 }
 
 impl Sut {
+    /// Starts the server under test, then runs the preflight against it (waiting up to `wait`);
+    /// a server that fails it is stopped again.
+    pub async fn start_checked(spec: SutSpec, wait: Duration) -> Result<Sut, StartError> {
+        let sut = Sut::start(spec).await?;
+        match super::conn::preflight(&sut.target, wait).await {
+            Ok(()) => Ok(sut),
+            Err(error) => {
+                let url = sut.target.url.clone();
+                sut.stop().await;
+                Err(match error {
+                    super::conn::PreflightError::Unreachable(source) => {
+                        StartError::Unreachable { url, source }
+                    }
+                    super::conn::PreflightError::Tls(source) => StartError::Tls { url, source },
+                })
+            }
+        }
+    }
+
     pub async fn start(spec: SutSpec) -> Result<Sut, SutError> {
         match &spec {
             SutSpec::External(target) => {

@@ -154,6 +154,21 @@ pub fn raw_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
+/// A raw JSON value as a string, reading RFC 8259's grammar: like [`raw_str`], but an escape
+/// that decodes to no Unicode scalar value (a lone surrogate) reads as U+FFFD instead of making
+/// the value "not a string". For judging what a server sent, which may echo a client's own
+/// implementation-defined input; the server's own reading of client input stays [`raw_str`].
+pub fn raw_str_lossy(raw: Raw<'_>) -> Option<Cow<'_, str>> {
+    raw_str(raw).or_else(|| {
+        let text = raw.get();
+        if !text.starts_with('"') {
+            return None;
+        }
+        let cleaned = super::json_scan::replace_lone_surrogates(text);
+        serde_json::from_str::<String>(&cleaned).ok().map(Cow::Owned)
+    })
+}
+
 /// A raw JSON value as a number.
 pub fn raw_f64(raw: Raw<'_>) -> Option<f64> {
     let text = raw.get();

@@ -23,13 +23,13 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::cluster::close_gate::CloseHold;
 use super::cluster::{AckTo, BROKER_TIMEOUT, LinkDown};
-use super::faults::{DEEP_NESTING, FaultDice, WriteAction, json_depth};
+use super::faults::{DEEP_NESTING, FaultDice, WriteAction};
 use super::hub::{ConnId, Outbox, Overflow};
 use super::metrics::ServerMetrics;
 use crate::protocol::client::{Rejection, binary_frame_rejection};
 use crate::protocol::jwt::{TokenError, VerifiedToken, unix_now_s};
 use crate::protocol::server_message as out;
-use crate::protocol::{ClientMessage, ErrorCode, Topic, close, parse_client_message, timestamp};
+use crate::protocol::{ClientMessage, ErrorCode, Topic, close, json_depth, parse_client_message, timestamp};
 
 /// How long the server waits for a close handshake, and at most for a last error message.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);

@@ -1,13 +1,16 @@
 //! `fuzz` against the bundled server with a fixed seed and a bounded case count: nothing on the
-//! clean server; each protocol fault reported; findings saved, replayable and deterministic.
+//! clean server; each protocol fault reported; findings saved, replayable and deterministic; and
+//! findings that were wrongly judged (issue 13) replayed against an independent stub server
+//! (`stub.rs`, fixtures in `tests/fixtures/fuzz/`) as passes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use openframe_harness::fuzz::model::Oracle;
+use openframe_harness::fuzz::replay;
 use openframe_harness::fuzz::report::FuzzReport;
 use openframe_harness::fuzz::run::{self, FuzzPlan, Stop};
+use openframe_harness::oracle::Oracle;
 use openframe_harness::probe::{Credentials, SutSpec};
 use openframe_harness::protocol::jwt::DEFAULT_DEV_SECRET;
 use tokio_util::sync::CancellationToken;
@@ -229,4 +232,36 @@ fn a_corpus_folder_given_with_corpus_replaces_the_embedded_one() {
     let refused =
         Command::new(exe).args(["conform", "--corpus", "nowhere"]).current_dir(dir.path()).output().unwrap();
     assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+}
+
+mod stub;
+
+/// Replays a saved finding against the independent stub server.
+async fn replay_against_stub(fixture: &str) -> FuzzReport {
+    let url = stub::spawn().await;
+    let target = openframe_harness::probe::Target::parse(&url, None).expect("stub url");
+    let mut plan = plan(&[], 1);
+    plan.sut = SutSpec::External(target);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz").join(fixture);
+    let file = replay::load(&path).expect("a finding file");
+    replay::replay(plan, file, fixture).await.expect("replay runs")
+}
+
+/// PROTOCOL.md does not rank the publish scope against the message's own shape: a server that
+/// answers an ill-typed `id` with INVALID_MESSAGE before looking at the scope is right too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_without_scope_answered_for_its_shape_replays_as_a_pass() {
+    let report = replay_against_stub("publish-without-scope-ill-typed-id.json").await;
+    assert!(report.passed, "{:#?}", report.findings);
+    assert_eq!(report.coverage.get("code:INVALID_MESSAGE"), Some(&1), "the stub answered for the shape");
+}
+
+/// A server that echoes a client's lone surrogate escape in an error `message` sends valid JSON
+/// (RFC 8259's grammar); it is a note, not a finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_echoing_a_lone_surrogate_escape_replays_as_a_pass() {
+    let report = replay_against_stub("subscribe-lone-surrogate-topic-echoed.json").await;
+    assert!(report.passed, "{:#?}", report.findings);
+    assert_eq!(report.coverage.get("code:SUBSCRIPTION_ERROR"), Some(&1), "the stub answered for the topic");
+    assert_eq!(report.notes.get("lone_surrogate_escape"), Some(&1));
 }
