@@ -83,7 +83,7 @@ pub struct Sut {
 enum Kind {
     External,
     Embedded(ServerHandle),
-    Child(ServeChild),
+    Child(Box<ServeChild>),
 }
 
 impl Sut {
@@ -140,7 +140,7 @@ impl Sut {
                 let child = ServeChild::spawn(command, pki.as_ref()).await?;
                 let target = Target::parse(child.ws_url(), client_tls(*tls, pki.as_ref())?)?;
                 let label = format!("embedded (child process){}", tls.label());
-                Ok(Sut { target, label, kind: Kind::Child(child), spec })
+                Ok(Sut { target, label, kind: Kind::Child(Box::new(child)), spec })
             }
         }
     }
