@@ -96,11 +96,15 @@ fn json(status: StatusCode, body: String) -> Response<Body> {
 }
 
 fn metrics(shared: &Shared) -> Response<Body> {
-    let gauges = Gauges { subscriptions: shared.hub.subscription_counts(), rss_bytes: process::rss_bytes() };
+    let gauges = Gauges {
+        subscriptions: shared.hub.subscription_counts(),
+        rss_bytes: process::rss_bytes(),
+        cpu_s: process::cpu_time().as_secs_f64(),
+    };
     let mut response = Response::new(Full::new(Bytes::from(shared.metrics.render(&gauges))));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        header::HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
     );
     response
 }
