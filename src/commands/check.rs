@@ -1,7 +1,5 @@
 //! What `conform` and `fuzz` share on the command line: the server under test, the
-//! credentials, the corpus, Ctrl-C handling and the report folder.
-
-use tokio_util::sync::CancellationToken;
+//! credentials, the corpus and the report folder.
 
 use crate::cli::CheckTargetArgs;
 use crate::commands::outcome::BadInput;
@@ -71,20 +69,4 @@ pub fn sut_and_credentials(args: &CheckTargetArgs) -> anyhow::Result<(SutSpec, C
 /// that cannot be used is bad input).
 pub fn corpus(args: &CheckTargetArgs) -> anyhow::Result<Corpus> {
     Corpus::load(args.corpus.as_deref()).map_err(|e| BadInput(e.to_string()).into())
-}
-
-/// A token cancelled by the first Ctrl-C; a second one exits at once.
-pub fn cancel_on_ctrl_c() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let token = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: finishing the report (Ctrl-C again to abort)");
-            token.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-    cancel
 }

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod codes;
 pub mod data;
+pub mod envelope;
 pub mod filter;
 pub mod json_depth;
 pub mod json_scan;

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::codes::ErrorCode;
 use super::data::{ObjectView, Raw, raw_array, raw_str_lossy, raw_u64};
+use super::envelope::{Frame, envelope};
 use super::timestamp;
 use super::topic::Topic;
 
@@ -279,17 +280,7 @@ pub fn error_json(code: ErrorCode, message: &str, id: Option<&str>) -> String {
 
 /// An event message around `data_json`, which is forwarded byte for byte (§3).
 pub fn event_json(topic: Topic, data_json: &str, timestamp: &str) -> String {
-    let mut out = String::with_capacity(data_json.len() + 100);
-    out.push_str(r#"{"type":"event","topic":""#);
-    out.push_str(topic.name());
-    out.push_str(r#"","event":""#);
-    out.push_str(topic.event_kind());
-    out.push_str(r#"","data":"#);
-    out.push_str(data_json);
-    out.push_str(r#","timestamp":""#);
-    out.push_str(timestamp);
-    out.push_str(r#""}"#);
-    out
+    envelope(Frame::Event { timestamp }, topic, data_json)
 }
 
 #[cfg(test)]

@@ -23,4 +23,5 @@ pub mod md;
 pub mod merge;
 pub mod numbers;
 pub mod read;
+pub mod summary;
 pub mod svg;

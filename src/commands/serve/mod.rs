@@ -1,4 +1,5 @@
-//! `serve`: the bundled reference server in the foreground until SIGINT or SIGTERM (CLI.md).
+//! `serve`: the bundled reference server in the foreground until SIGINT or SIGTERM (CLI.md):
+//! the first closes every connection with 1001, a second aborts ([`Shutdown`]).
 //!
 //! - alone: one process, one hub;
 //! - `--broker URL`: one process of a cluster (`server::cluster`), with any number of others on
@@ -12,8 +13,8 @@ use std::io::Write;
 
 use anyhow::{Context, anyhow};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 
+use super::shutdown::Shutdown;
 use crate::cli::ServeArgs;
 use crate::commands::outcome::Outcome;
 use crate::protocol::jwt::DEFAULT_DEV_SECRET;
@@ -22,9 +23,9 @@ use crate::server::{self, Faults, ServerConfig, ServerError, ServerHandle};
 use crate::tls::ServerTls;
 use crate::util::process;
 
-pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
+pub async fn execute(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<Outcome> {
     if args.workers > 1 {
-        return supervisor::run(args).await;
+        return supervisor::run(args, shutdown).await;
     }
     // Every connection is a file descriptor: take all the kernel allows this process.
     let open_files = process::raise_open_files_limit();
@@ -32,8 +33,6 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
     if !config.faults.is_empty() && args.worker.is_none_or(|i| i == 0) {
         eprintln!("WARNING: faults injected on purpose: {:?}", config.faults);
     }
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let handle = match args.worker {
         Some(index) => start_worker(&args, config, index).await?,
         None => {
@@ -43,14 +42,10 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
         }
     };
     tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+        () = shutdown.draining() => {}
         _ = handle.stopping() => {}
     }
     let failure = handle.failure().map(str::to_owned);
-    if failure.is_none() && args.worker.is_none() {
-        eprintln!("shutting down: closing every connection with 1001");
-    }
     handle.shutdown().await;
     match failure {
         Some(reason) => Err(anyhow!("the server stopped: {reason}")),
