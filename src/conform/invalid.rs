@@ -129,7 +129,7 @@ pub fn cases() -> Vec<Case> {
             Ok(())
         }),
         // A subscribe that is valid but for its size: the size rule is the only one that applies
-        // (an invalid message over the limit may get its `error` instead, docs/rule-pairs.md).
+        // (an invalid message over the limit may get its `error` instead: the rule pairs appended to docs/PROTOCOL.md).
         closes("size.over_the_limit_closes_1009", SIZE, 1009, |cx| {
             vec![OutFrame::text(format!(
                 "{OVERSIZE_HEAD}{}{OVERSIZE_TAIL}",

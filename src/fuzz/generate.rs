@@ -380,7 +380,7 @@ fn frames_case(rng: &mut ChaCha8Rng, config: &GenConfig) -> FuzzCase {
         11 => (vec![spec(true, 0, opcode::CLOSE, true, b"\x03\xe8\xc0\xaf".to_vec())], 1007),
         _ => {
             // A subscribe that is valid but for its size (padded with whitespace), so the size
-            // rule is the only one that applies (docs/rule-pairs.md: size against §4).
+            // rule is the only one that applies (docs/PROTOCOL.md, appendix: size against §4).
             let n = config.max_message_bytes / 2 + 1;
             let mut head = text.clone();
             head.pop();

@@ -1,7 +1,7 @@
 //! What one client message may earn. The reference answer comes from
 //! [`parse_client_message`], the one reading of §4; it is widened where two rules apply to the
 //! message and PROTOCOL.md ranks neither, and where a sentence leaves room. Each widening is a
-//! row of `docs/rule-pairs.md`, and `pairs.rs` tests each row both ways.
+//! row of the rule-pair table appended to `docs/PROTOCOL.md`, and `pairs.rs` tests each row both ways.
 
 use serde_json::Value;
 

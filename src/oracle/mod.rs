@@ -5,7 +5,7 @@
 //! - [`Expectation`]: every answer that is allowed, each with the section of PROTOCOL.md
 //!   (`docs/PROTOCOL.md`, same numbering) that allows it. Usually one answer; more where two
 //!   rules apply to one message and the protocol does not rank them, or where a sentence leaves
-//!   room (`docs/rule-pairs.md` lists each case);
+//!   room (the appendix of `docs/PROTOCOL.md` lists each case);
 //! - [`message`]: the expectation for a message, from [`crate::protocol::parse_client_message`]
 //!   (the one reading of §4) widened by the unranked rule pairs;
 //! - [`ambiguous`]: inputs whose meaning RFC 8259 leaves to the implementation;

@@ -1,4 +1,4 @@
-//! One test per row of `docs/rule-pairs.md`: a message that triggers both rules, in both orders
+//! One test per row of the rule-pair table appended to `docs/PROTOCOL.md`: a message that triggers both rules, in both orders
 //! (of its fields, or of where the second fault sits), and the judge accepting exactly the
 //! allowed answers. The bundled server's answer is always among them (its first).
 

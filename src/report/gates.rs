@@ -54,7 +54,21 @@ pub struct Gate {
     pub threshold: f64,
     /// The threshold as written, for the report.
     pub threshold_text: String,
+    /// One of [`Gate::defaults`], not written in the scenario.
+    pub default: bool,
 }
+
+/// What every run must hold unless its scenario gates the same metric itself: no failed
+/// connection and nothing the delivery oracle or the protocol checks flag. Without them a run in
+/// which every connection failed would pass a scenario that has no gates.
+pub const DEFAULT_GATES: &[&str] = &[
+    "counters.connections_failed",
+    "counters.events_missing",
+    "counters.events_duplicated",
+    "counters.events_out_of_order",
+    "counters.filter_violations",
+    "counters.protocol_violations",
+];
 
 impl Gate {
     /// Parses `metric` and `condition` (e.g. `"< 100ms"`); errors say what was expected.
@@ -99,7 +113,29 @@ impl Gate {
                 .filter(|v| v.is_finite())
                 .ok_or_else(|| format!("invalid gate value {rest:?}: expected a number"))?
         };
-        Ok(Gate { metric: metric.to_owned(), comparison, threshold, threshold_text: rest.to_owned() })
+        Ok(Gate {
+            metric: metric.to_owned(),
+            comparison,
+            threshold,
+            threshold_text: rest.to_owned(),
+            default: false,
+        })
+    }
+
+    /// [`DEFAULT_GATES`], each `== 0`, but for the metrics `written` already gates: a scenario
+    /// overrides a default by gating its metric (`">= 0"` waives it).
+    pub fn defaults(written: &[Gate]) -> Vec<Gate> {
+        DEFAULT_GATES
+            .iter()
+            .filter(|metric| !written.iter().any(|g| g.metric == **metric))
+            .map(|metric| Gate {
+                metric: (*metric).to_owned(),
+                comparison: Comparison::Equal,
+                threshold: 0.0,
+                threshold_text: "0".to_owned(),
+                default: true,
+            })
+            .collect()
     }
 
     /// `latency.fanout.p99 < 100ms`.
@@ -117,7 +153,13 @@ impl Gate {
             Some(v) => (format_number(v), self.comparison.holds(v, self.threshold)),
             None => ("missing".to_owned(), false),
         };
-        GateResult { name: self.metric.clone(), expr: self.expr(), observed: observed_text, passed }
+        GateResult {
+            name: self.metric.clone(),
+            expr: self.expr(),
+            observed: observed_text,
+            passed,
+            default: self.default,
+        }
     }
 }
 

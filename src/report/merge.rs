@@ -85,7 +85,9 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
         .map(|g| {
             let (metric, condition) = g.expr.split_once(' ').unwrap_or((&g.expr, ""));
             let names: Vec<&str> = merged.groups.iter().map(|g| g.name.as_str()).collect();
-            Gate::parse(metric, condition, &names).map_err(|e| MergeError::Gate(g.expr.clone(), e))
+            Gate::parse(metric, condition, &names)
+                .map(|gate| Gate { default: g.default, ..gate })
+                .map_err(|e| MergeError::Gate(g.expr.clone(), e))
         })
         .collect::<Result<Vec<_>, _>>()?;
     apply_gates(&mut merged, &gates);
@@ -208,6 +210,7 @@ mod tests {
             expr: "counters.events_missing == 0".into(),
             observed: missing.to_string(),
             passed: missing == 0,
+            default: true,
         });
         report
     }
@@ -230,6 +233,7 @@ mod tests {
         assert_eq!(merged.counters.events_missing, 3);
         assert!(!merged.gates[0].passed);
         assert_eq!(merged.gates[0].observed, "3");
+        assert!(merged.gates[0].default, "a default gate stays one through the merge");
         assert!(!merged.passed);
     }
 

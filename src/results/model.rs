@@ -109,6 +109,10 @@ pub struct GateResult {
     pub expr: String,
     pub observed: String,
     pub passed: bool,
+    /// A default gate (no failed connections, nothing missing, …), not one the scenario wrote;
+    /// absent from reports written before default gates existed.
+    #[serde(default)]
+    pub default: bool,
 }
 
 /// One second of the run.

@@ -313,6 +313,7 @@ mod tests {
             expr: "latency.fanout.p99 < 60ms".into(),
             observed: "49.5ms".into(),
             passed: true,
+            default: false,
         });
         let chart = fanout_percentiles(&report);
         assert_eq!(chart.series.len(), 1, "no completion histogram, no completion line");

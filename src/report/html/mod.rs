@@ -82,6 +82,7 @@ mod tests {
             expr: "counters.events_missing == 0".into(),
             observed: "2".into(),
             passed: false,
+            default: false,
         });
         report.passed = false;
         report.counters.events_missing = 2;

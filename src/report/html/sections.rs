@@ -124,9 +124,10 @@ pub fn summary(page: &mut String, report: &RunReport) {
             };
             let _ = write!(
                 page,
-                r#"<tr{}><td><code>{}</code></td><td class="n">{}</td><td class="{class}">{text}</td></tr>"#,
+                r#"<tr{}><td><code>{}</code>{}</td><td class="n">{}</td><td class="{class}">{text}</td></tr>"#,
                 if class == "fail" { r#" class="bad""# } else { "" },
                 escape(&gate.expr),
+                if gate.default { " (default)" } else { "" },
                 escape(&gate.observed)
             );
         }
