@@ -81,8 +81,8 @@ pub struct Corpus {
 pub enum CorpusError {
     #[error("--corpus {}: no test_parsing/ folder there", .0.display())]
     NoTestParsing(PathBuf),
-    #[error("reading the corpus at {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("reading the corpus at {}: {cause}", path.display())]
+    Read { path: PathBuf, cause: std::io::Error },
     #[error("--corpus {}: test_parsing/ holds no y_, n_ or i_ file", .0.display())]
     Empty(PathBuf),
 }
@@ -121,7 +121,7 @@ impl Corpus {
         }
         let read_error = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| CorpusError::Read { path, source }
+            move |source| CorpusError::Read { path, cause: source }
         };
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&folder).map_err(read_error(&folder))? {

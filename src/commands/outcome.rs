@@ -84,7 +84,7 @@ mod tests {
         let wrapped = anyhow::Error::new(handshake).context("the run could not be carried out");
         assert_eq!(exit_code_for(&wrapped), 3);
         let unreadable =
-            TlsError::Read { what: "CA file", path: "ca.pem".into(), source: std::io::Error::other("gone") };
+            TlsError::Read { what: "CA file", path: "ca.pem".into(), cause: std::io::Error::other("gone") };
         assert_eq!(exit_code_for(&anyhow::Error::new(unreadable).context("starting")), 2);
     }
 }

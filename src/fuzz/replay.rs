@@ -13,15 +13,15 @@ use crate::protocol::timestamp::format_rfc3339_millis;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayFileError {
-    #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    #[error("reading {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("{path} is not a finding file ({FINDING_FORMAT}): {detail}")]
     Invalid { path: String, detail: String },
 }
 
 pub fn load(path: &Path) -> Result<FindingFile, ReplayFileError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|source| ReplayFileError::Read { path: path.display().to_string(), source })?;
+        .map_err(|source| ReplayFileError::Read { path: path.display().to_string(), cause: source })?;
     let file: FindingFile = serde_json::from_str(&text)
         .map_err(|e| ReplayFileError::Invalid { path: path.display().to_string(), detail: e.to_string() })?;
     if file.format != FINDING_FORMAT || file.finding.case.is_none() {

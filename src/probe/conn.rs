@@ -494,7 +494,7 @@ pub async fn open_stream(target: &Target, wait: Duration) -> Result<ClientStream
     let tcp = tokio::time::timeout(wait, TcpStream::connect(&target.authority))
         .await
         .map_err(|_| WireError::Timeout(wait))?
-        .map_err(|source| WireError::Connect { addr: target.authority.clone(), source })?;
+        .map_err(|source| WireError::Connect { addr: target.authority.clone(), cause: source })?;
     let _ = tcp.set_nodelay(true);
     secure(tcp, target, wait).await
 }

@@ -65,8 +65,8 @@ pub enum SutError {
 pub enum StartError {
     #[error(transparent)]
     Server(#[from] SutError),
-    #[error("target {url} is unreachable: {source}")]
-    Unreachable { url: String, source: crate::wire::WireError },
+    #[error("target {url} is unreachable: {cause}")]
+    Unreachable { url: String, cause: crate::wire::WireError },
     #[error("target {url}")]
     Tls { url: String, source: crate::tls::TlsError },
 }
@@ -98,7 +98,7 @@ impl Sut {
                 sut.stop().await;
                 Err(match error {
                     super::conn::PreflightError::Unreachable(source) => {
-                        StartError::Unreachable { url, source }
+                        StartError::Unreachable { url, cause: source }
                     }
                     super::conn::PreflightError::Tls(source) => StartError::Tls { url, source },
                 })

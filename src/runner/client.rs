@@ -127,7 +127,12 @@ async fn await_established(
                 stats.counters[group].protocol_violations += 1;
             }
             drop(stats);
-            ctx.sample("not_established", "first message is not connection_established", &text, &g.plan.name);
+            ctx.sample(
+                "not_established",
+                "first message is not connection_established (§2)",
+                &text,
+                &g.plan.name,
+            );
             None
         }
         Err(violation) => {
@@ -167,13 +172,18 @@ async fn expect_rejection(ctx: &ShardCtx, g: &GroupRuntime, ws: &mut WsStream) {
         _ => {
             ctx.stats.borrow_mut().counters[group].protocol_violations += 1;
             let text = first.as_deref().unwrap_or_default();
-            ctx.sample("auth_no_error", "an invalid token did not get AUTH_ERROR first", text, &g.plan.name);
+            ctx.sample(
+                "auth_no_error",
+                "an invalid token did not get AUTH_ERROR first (§2)",
+                text,
+                &g.plan.name,
+            );
         }
     }
     let code = tokio::time::timeout(ANSWER_TIMEOUT, close_code(ws)).await.ok().flatten();
     if code != Some(close::POLICY_VIOLATION) {
         ctx.stats.borrow_mut().counters[group].protocol_violations += 1;
-        ctx.sample("auth_close_code", format!("closed with {code:?}, expected 1008"), "", &g.plan.name);
+        ctx.sample("auth_close_code", format!("closed with {code:?}, expected 1008 (§2)"), "", &g.plan.name);
     }
 }
 

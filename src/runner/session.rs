@@ -180,7 +180,7 @@ impl<'a> Session<'a> {
                     match message {
                         Ok(Message::Text(text)) => self.on_text(&text),
                         Ok(Message::Binary(data)) => {
-                            self.violation(ViolationKind::BinaryFrame, "binary frame from the server", &format!("{} bytes", data.len()));
+                            self.violation(ViolationKind::BinaryFrame, "binary frame from the server (§1: application messages are UTF-8 JSON objects in text frames)", &format!("{} bytes", data.len()));
                         }
                         Ok(Message::Close(frame)) => break self.on_close(frame.map(|f| u16::from(f.code))),
                         Ok(_) => {}
@@ -272,7 +272,7 @@ impl<'a> Session<'a> {
                     if topics != self.g.plan.topics {
                         self.violation(
                             ViolationKind::WrongFieldType,
-                            "confirmed topics differ from the subscribe's",
+                            "confirmed topics differ from the subscribe's (§4.1: the topics in the order the request first named them, duplicates removed)",
                             text,
                         );
                     }
@@ -345,13 +345,17 @@ impl<'a> Session<'a> {
         let Some(content) = run.contents.get(p).filter(|c| c.topic == topic) else {
             self.violation(
                 ViolationKind::UnknownTopic,
-                "event on a topic its publisher does not publish to",
+                "event on a topic its publisher does not publish to (§3: data arrives exactly as published, so its tag names the publisher)",
                 text,
             );
             return;
         };
         if content.mixed_value(tag.seq) != mixed_field(topic, data).as_deref().unwrap_or_default() {
-            self.violation(ViolationKind::InvalidEventData, "event data changed in transit", text);
+            self.violation(
+                ViolationKind::InvalidEventData,
+                "event data changed in transit (§3: `data` MUST arrive exactly as published)",
+                text,
+            );
         }
         let group = self.g.index;
         let mut stats = self.ctx.stats.borrow_mut();

@@ -162,12 +162,7 @@ fn spawn_workers(
 
 /// Shows one progress line per second for all workers until every worker's output ends; the
 /// first interrupt is passed on as one SIGINT to each worker, which then drains and reports.
-async fn relay_progress(
-    plan: &Plan,
-    options: &RunOptions,
-    children: &[Worker],
-    mut lines: ProgressLines,
-) {
+async fn relay_progress(plan: &Plan, options: &RunOptions, children: &[Worker], mut lines: ProgressLines) {
     let count = children.len();
     let planned = plan.planned_clients();
     let duration_s = plan.duration.as_secs_f64();

@@ -23,10 +23,10 @@ const TAIL_LINES: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChildError {
-    #[error("starting the server process {exe}: {source}")]
-    Spawn { exe: String, source: std::io::Error },
-    #[error("writing the generated certificate to {dir}: {source}")]
-    PemFiles { dir: String, source: std::io::Error },
+    #[error("starting the server process {exe}: {cause}")]
+    Spawn { exe: String, cause: std::io::Error },
+    #[error("writing the generated certificate to {dir}: {cause}")]
+    PemFiles { dir: String, cause: std::io::Error },
     #[error("the server process did not say where it listens within {timeout:?}: {said}")]
     NoAddress { timeout: Duration, said: String },
 }
@@ -110,7 +110,8 @@ impl ServeChild {
             }
         }
         let exe = spec.exe.display().to_string();
-        let mut child = command.spawn().map_err(|source| ChildError::Spawn { exe: exe.clone(), source })?;
+        let mut child =
+            command.spawn().map_err(|source| ChildError::Spawn { exe: exe.clone(), cause: source })?;
         let no_stderr = || ChildError::NoAddress { timeout: spec.start_timeout, said: "no stderr".into() };
         let stderr = child.stderr.take().ok_or_else(no_stderr)?;
         let mut lines = BufReader::new(stderr).lines();
@@ -218,7 +219,7 @@ impl PemFolder {
         let dir = std::env::temp_dir().join(format!("openframe-serve-{}-{nanos}", std::process::id()));
         let files = pki
             .write_pem_files(&dir)
-            .map_err(|source| ChildError::PemFiles { dir: dir.display().to_string(), source })?;
+            .map_err(|source| ChildError::PemFiles { dir: dir.display().to_string(), cause: source })?;
         Ok(PemFolder { dir, cert: files.cert, key: files.key })
     }
 }

@@ -175,8 +175,8 @@ impl Shared {
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind { addr: SocketAddr, cause: std::io::Error },
     #[error(transparent)]
     Broker(#[from] cluster::BrokerError),
 }
@@ -248,7 +248,8 @@ impl ServerHandle {
 
 /// Binds `addr` and runs the server in the background.
 pub async fn start(addr: SocketAddr, config: ServerConfig) -> Result<ServerHandle, ServerError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, cause: source })?;
     start_on(listener, config).await
 }
 

@@ -46,7 +46,7 @@ impl CaFileVerifier {
         let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
             what: "CA certificate file",
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         let pem = |detail: String| TlsError::Pem { path: PathBuf::from(path), detail };
         let mut roots = RootCertStore::empty();

@@ -41,8 +41,8 @@ pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
 /// Why TLS could not be set up or a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {what} {}: {source}", path.display())]
-    Read { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("cannot read {what} {}: {cause}", path.display())]
+    Read { what: &'static str, path: PathBuf, cause: std::io::Error },
     #[error("{}: {detail}", path.display())]
     Pem { path: PathBuf, detail: String },
     #[error("cannot load the platform's root certificates ({0}); pass --ca-cert FILE")]
@@ -83,7 +83,7 @@ mod tests {
     #[test]
     fn file_problems_are_bad_input_and_handshakes_could_not_run() {
         let read =
-            TlsError::Read { what: "CA file", path: "x.pem".into(), source: std::io::Error::other("gone") };
+            TlsError::Read { what: "CA file", path: "x.pem".into(), cause: std::io::Error::other("gone") };
         assert_eq!(read.exit_code(), 2);
         let handshake = TlsError::Handshake {
             host: "h".into(),

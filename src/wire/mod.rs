@@ -107,8 +107,8 @@ pub enum Read {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    #[error("connecting to {addr}: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    #[error("connecting to {addr}: {cause}")]
+    Connect { addr: String, cause: std::io::Error },
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
     #[error("the server's upgrade response is not HTTP: {0:?}")]
@@ -166,7 +166,7 @@ impl RawSocket<TcpStream> {
         let stream = timeout(wait, TcpStream::connect(addr))
             .await
             .map_err(|_| WireError::Timeout(wait))?
-            .map_err(|source| WireError::Connect { addr: addr.to_owned(), source })?;
+            .map_err(|source| WireError::Connect { addr: addr.to_owned(), cause: source })?;
         let _ = stream.set_nodelay(true);
         RawSocket::upgrade(stream, request, wait).await
     }

@@ -158,11 +158,32 @@ fn a_scenario_without_gates_still_fails_when_events_go_missing() {
     let out = harness(&["run", &path, "--out", "out"], dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("gate counters.events_missing == 0: FAIL") && stderr.contains("[default]"), "{stderr}");
+    assert!(
+        stderr.contains("gate counters.events_missing == 0: FAIL") && stderr.contains("[default]"),
+        "{stderr}"
+    );
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/report.json")).unwrap()).unwrap();
     let gates = report["gates"].as_array().unwrap();
     assert!(gates.iter().all(|g| g["default"] == true), "{gates:?}");
+}
+
+#[test]
+fn an_error_names_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], i32); 5] = [
+        (&["run", "/nonexistent/s.toml"], 2),
+        (&["conform", "--token-file", "/nonexistent/tokens"], 2),
+        (&["fuzz", "--replay", "/nonexistent/finding.json"], 2),
+        (&["conform", "--target", "wss://localhost:1/v1/ws", "--ca-cert", "/nonexistent/ca.pem"], 2),
+        (&["serve", "--addr", "192.0.2.1:1"], 3),
+    ];
+    for (args, code) in cases {
+        let out = harness(args, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(stderr.matches("(os error").count(), 1, "{args:?}: {stderr}");
+    }
 }
 
 /// Starts `serve` on a free port and waits for its banner.

@@ -102,10 +102,11 @@ fn print_banner(handle: &ServerHandle, open_files: u64) {
 async fn start_worker(args: &ServeArgs, config: ServerConfig, index: u32) -> anyhow::Result<ServerHandle> {
     let addr = args.addr;
     let shared_listener =
-        server::bind_reuse_port(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        server::bind_reuse_port(addr).map_err(|source| ServerError::Bind { addr, cause: source })?;
     let own_addr = std::net::SocketAddr::new(addr.ip(), 0);
-    let own =
-        TcpListener::bind(own_addr).await.map_err(|source| ServerError::Bind { addr: own_addr, source })?;
+    let own = TcpListener::bind(own_addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr: own_addr, cause: source })?;
     let own_addr = own.local_addr().context("reading the worker's own address")?;
     let handle = server::start_on(shared_listener, config).await?;
     handle.serve_also(own);

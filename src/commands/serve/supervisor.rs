@@ -57,8 +57,8 @@ pub(super) async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<O
         .into());
     };
     let broker = BrokerConfig { url: broker.clone(), prefix: args.broker_prefix.clone() };
-    let (reservation, addr) =
-        server::reserve_port(args.addr).map_err(|source| ServerError::Bind { addr: args.addr, source })?;
+    let (reservation, addr) = server::reserve_port(args.addr)
+        .map_err(|source| ServerError::Bind { addr: args.addr, cause: source })?;
     let mut workers = Vec::with_capacity(args.workers as usize);
     for index in 0..args.workers {
         match spawn_worker(&args, addr, index).await {
