@@ -55,8 +55,9 @@ pub enum Command {
 /// How a client checks a `wss://` target's certificate (run, conform, fuzz).
 #[derive(Debug, Clone, Default, Args)]
 pub struct TlsArgs {
-    /// PEM file of the CA that signed the target's certificate (a private CA) [default: the
-    /// platform's root certificates].
+    /// PEM file of the CA that signed the target's certificate (a private CA), or of the
+    /// target's self-signed certificate itself, as `curl --cacert` [default: the platform's root
+    /// certificates].
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
     /// Do not verify the target's TLS certificate at all. Printed as a warning and recorded in
@@ -90,7 +91,8 @@ pub struct CheckTargetArgs {
     /// (implied by --fault crash-on-deep-nesting).
     #[arg(long)]
     pub child_server: bool,
-    /// The JSONTestSuite folder [default: ../shared/corpus/jsontestsuite next to the crate or the current directory].
+    /// A JSONTestSuite folder (holding test_parsing/) to send instead of the corpus built into the
+    /// binary [default: the built-in copy of nst/JSONTestSuite, 318 files].
     #[arg(long, value_name = "DIR")]
     pub corpus: Option<PathBuf>,
     /// The target's largest client message in bytes.

@@ -4,8 +4,11 @@
 //! reference server it tests against by default.
 //!
 //! - [`conform`]: the named conformance cases of PROTOCOL.md, their runner and reports.
-//! - [`fuzz`]: protocol fuzzing: generators, mutators, oracles, shrinking, corpus, replay.
+//! - [`corpus`]: the JSONTestSuite seed corpus, built into the binary (or `--corpus DIR`), for
+//!   conform and fuzz alike.
+//! - [`fuzz`]: protocol fuzzing: generators, mutators, oracles, shrinking, replay.
 //! - [`probe`]: the checking client both share: targets, the server under test, observed answers.
+//! - [`oracle`]: what PROTOCOL.md allows a server to answer to a message, and the one judge of it.
 //! - [`protocol`]: messages, topics, filters, tokens and their validation; shared by everything.
 //! - [`scenario`]: scenario files and the validated plan a run executes.
 //! - [`live`]: `run --live`: the run so far as `/metrics`, server-sent events and a live page.
@@ -17,17 +20,19 @@
 //! - [`tls`]: TLS for server, runner and probe: trust, SNI and ALPN, resumption, failures.
 //! - [`util`]: durations and process statistics.
 //! - [`wire`]: raw RFC 6455 frames and a hand-written upgrade, for the suite and the fuzzer.
-//! - [`cli`], [`commands`], [`error`]: the command line, one module per subcommand, exit codes.
+//! - [`cli`], [`commands`]: the command line, one module per subcommand, and (`commands::outcome`) the exit codes.
 pub mod cli;
 pub mod commands;
 pub mod conform;
-pub mod error;
+pub mod corpus;
 pub mod fuzz;
 pub mod live;
 pub mod metrics;
+pub mod oracle;
 pub mod probe;
 pub mod protocol;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod server;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use openframe_harness::cli::Cli;
 use openframe_harness::commands;
-use openframe_harness::error::exit_code_for;
+use openframe_harness::commands::outcome::exit_code_for;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -22,7 +22,10 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match runtime.block_on(commands::execute(cli)) {
+    let result = runtime.block_on(commands::execute(cli));
+    // An aborted command leaves its threads behind; they must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(outcome) => outcome.into(),
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -1,12 +1,9 @@
 //! What `conform` and `fuzz` share on the command line: the server under test, the
-//! credentials, the corpus, Ctrl-C handling and the report folder.
-
-use std::path::PathBuf;
-
-use tokio_util::sync::CancellationToken;
+//! credentials, the corpus and the report folder.
 
 use crate::cli::CheckTargetArgs;
-use crate::error::BadInput;
+use crate::commands::outcome::BadInput;
+use crate::corpus::Corpus;
 use crate::probe::sut::BundledTls;
 use crate::probe::target::TargetError;
 use crate::probe::{Credentials, SutSpec, Target};
@@ -68,29 +65,8 @@ pub fn sut_and_credentials(args: &CheckTargetArgs) -> anyhow::Result<(SutSpec, C
     Ok((sut, creds))
 }
 
-/// The corpus folder, or why there is none (an explicit `--corpus` that is wrong is bad input).
-pub fn corpus(args: &CheckTargetArgs) -> anyhow::Result<Result<PathBuf, String>> {
-    let found = crate::fuzz::corpus::locate(args.corpus.as_deref());
-    if args.corpus.is_some()
-        && let Err(reason) = found
-    {
-        return Err(BadInput(reason).into());
-    }
-    Ok(found)
-}
-
-/// A token cancelled by the first Ctrl-C; a second one exits at once.
-pub fn cancel_on_ctrl_c() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let token = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: finishing the report (Ctrl-C again to abort)");
-            token.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-    cancel
+/// The seed corpus: `--corpus DIR`, else the one built into the binary (a `--corpus` folder
+/// that cannot be used is bad input).
+pub fn corpus(args: &CheckTargetArgs) -> anyhow::Result<Corpus> {
+    Corpus::load(args.corpus.as_deref()).map_err(|e| BadInput(e.to_string()).into())
 }

@@ -9,8 +9,8 @@ use std::io::{ErrorKind, Write};
 use anyhow::Context;
 
 use crate::cli::CompareArgs;
-use crate::error::Outcome;
-use crate::report::compare::{Options, compare, write_comparison};
+use crate::commands::outcome::Outcome;
+use crate::report::compare::{Conclusion, Options, compare, write_comparison};
 use crate::report::read::{baseline_files, read_run_report, report_file};
 
 pub fn execute(args: CompareArgs) -> anyhow::Result<Outcome> {
@@ -38,5 +38,9 @@ pub fn execute(args: CompareArgs) -> anyhow::Result<Outcome> {
         Err(e) if e.kind() == ErrorKind::BrokenPipe => {}
         result => result.context("writing the comparison")?,
     }
-    Ok(comparison.outcome())
+    Ok(match comparison.conclusion() {
+        Conclusion::NoRegression => Outcome::Passed,
+        Conclusion::Regressed => Outcome::Failed,
+        Conclusion::NotJudged => Outcome::Untrustworthy,
+    })
 }

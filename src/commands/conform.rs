@@ -3,13 +3,14 @@
 
 use anyhow::Context;
 
-use super::check::{cancel_on_ctrl_c, corpus, sut_and_credentials};
+use super::check::{corpus, sut_and_credentials};
+use super::shutdown::Shutdown;
 use crate::cli::ConformArgs;
+use crate::commands::outcome::Outcome;
 use crate::conform::{self, ConformPlan};
-use crate::error::Outcome;
 use crate::report::folder;
 
-pub async fn execute(args: ConformArgs) -> anyhow::Result<Outcome> {
+pub async fn execute(args: ConformArgs, shutdown: Shutdown) -> anyhow::Result<Outcome> {
     let (sut, creds) = sut_and_credentials(&args.check)?;
     let mut plan = ConformPlan::new(sut, creds);
     plan.extensions = !args.no_extensions;
@@ -19,8 +20,7 @@ pub async fn execute(args: ConformArgs) -> anyhow::Result<Outcome> {
     if let Some(timeout) = args.handshake_timeout {
         plan.handshake_timeout = timeout;
     }
-    let cancel = cancel_on_ctrl_c();
-    let report = conform::run(plan, cancel).await?;
+    let report = conform::run(plan, shutdown.drain_token()).await?;
     let dir = folder::create(args.check.out.as_deref(), "conform").context("creating the report folder")?;
     report.write_all(&dir).with_context(|| format!("writing the report to {}", dir.display()))?;
     for case in report.cases.iter().filter(|c| c.verdict == "fail") {

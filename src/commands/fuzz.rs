@@ -3,14 +3,15 @@
 
 use anyhow::Context;
 
-use super::check::{cancel_on_ctrl_c, corpus, sut_and_credentials};
+use super::check::{corpus, sut_and_credentials};
+use super::shutdown::Shutdown;
 use crate::cli::FuzzArgs;
-use crate::error::{BadInput, Outcome};
+use crate::commands::outcome::{BadInput, Outcome};
 use crate::fuzz::replay;
 use crate::fuzz::run::{self, FuzzPlan, Stop};
 use crate::report::folder;
 
-pub async fn execute(args: FuzzArgs) -> anyhow::Result<Outcome> {
+pub async fn execute(args: FuzzArgs, shutdown: Shutdown) -> anyhow::Result<Outcome> {
     let (sut, creds) = sut_and_credentials(&args.check)?;
     if let Some(reference) = &args.reference
         && reference != "embedded"
@@ -43,7 +44,7 @@ pub async fn execute(args: FuzzArgs) -> anyhow::Result<Outcome> {
         }
         None => {
             eprintln!("fuzz: seed {seed}");
-            run::run(plan, cancel_on_ctrl_c()).await?
+            run::run(plan, shutdown.drain_token()).await?
         }
     };
     let dir = folder::create(args.check.out.as_deref(), "fuzz").context("creating the report folder")?;

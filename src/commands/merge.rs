@@ -6,10 +6,10 @@ use anyhow::Context;
 
 use super::run::{outcome, print_summary};
 use crate::cli::MergeArgs;
-use crate::error::{BadInput, Outcome};
+use crate::commands::outcome::{BadInput, Outcome};
 use crate::report::files::write_run_folder;
 use crate::report::merge::merge;
-use crate::report::model::RunReport;
+use crate::results::model::RunReport;
 
 pub fn execute(args: MergeArgs) -> anyhow::Result<Outcome> {
     let reports = args.reports.iter().map(|path| read_report(path)).collect::<Result<Vec<_>, _>>()?;

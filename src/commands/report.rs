@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::error::Outcome;
+use crate::commands::outcome::Outcome;
 use crate::report::files::{Format, write_formats};
 use crate::report::read::{read_run_report, report_file};
 

@@ -5,23 +5,22 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::signal::unix::{SignalKind, signal};
-use tokio_util::sync::CancellationToken;
 
 use super::check::INSECURE_WARNING;
+use super::shutdown::Shutdown;
 use crate::cli::{CredentialArgs, RunArgs};
-use crate::error::{BadInput, Outcome};
+use crate::commands::outcome::{BadInput, Outcome};
 use crate::live::{self, LiveServer, LiveSnapshot};
 use crate::report::files::write_run_folder;
 use crate::report::md::verdict;
-use crate::report::model::RunReport;
+use crate::report::summary;
+use crate::results::model::RunReport;
 use crate::runner::workers::WorkerSetup;
 use crate::runner::{self, RunOptions};
-use crate::scenario::plan::TargetPlan;
 use crate::scenario::{self, Overrides, plan::read_tokens};
 use crate::util::duration::format_micros;
 
-pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
+pub async fn execute(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<Outcome> {
     let overrides = Overrides {
         target: args.target.clone(),
         seed: args.seed,
@@ -37,19 +36,10 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
         },
         ca_cert: args.tls.ca_cert.clone(),
         insecure: args.tls.insecure,
+        threads: args.threads,
+        sharded: args.shard.is_some(),
     };
-    let mut plan = scenario::load(&args.scenario, &overrides)?;
-    if let Some(threads) = args.threads {
-        plan.harness.threads = threads.clamp(1, 64);
-    }
-    if args.shard.is_some() && matches!(plan.target, TargetPlan::Embedded { .. }) {
-        return Err(BadInput(
-            "--shard needs an external target (--target or the scenario's `target`): \
-                             shards of one run must share one server"
-                .into(),
-        )
-        .into());
-    }
+    let plan = scenario::load(&args.scenario, &overrides)?;
     let workers = match args.shard {
         Some(_) => 0,
         None => {
@@ -81,11 +71,9 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let folder = crate::report::folder::create(args.out.as_deref(), &name)
         .context("cannot create the report folder")?;
-    let interrupt = CancellationToken::new();
-    watch_interrupts(interrupt.clone())?;
     let options = RunOptions {
         quiet: args.quiet,
-        interrupt,
+        interrupt: shutdown.drain_token(),
         shard: args.shard,
         start_at_us: args.start_at,
         run_id: args.run_id.or_else(|| args.start_at.map(|at| shared_run_id(at, plan.seed))),
@@ -136,7 +124,7 @@ fn start_live(args: &RunArgs, plan: &scenario::Plan) -> anyhow::Result<Option<Ar
     let first = LiveSnapshot {
         scenario: plan.name.clone(),
         verdict: "starting".into(),
-        counters: crate::report::model::Counters::default().iter().collect(),
+        counters: crate::results::model::Counters::default().iter().collect(),
         ..LiveSnapshot::default()
     };
     Ok(Some(Arc::new(LiveServer::start(listener, first)?)))
@@ -146,7 +134,7 @@ fn start_live(args: &RunArgs, plan: &scenario::Plan) -> anyhow::Result<Option<Ar
 /// must share anyway, the start time and the seed, so that every shard recognises the events of
 /// every other shard's publishers as the run's own.
 fn shared_run_id(start_at_us: u64, seed: u64) -> u32 {
-    (crate::runner::content::mix64(seed, 0x0f_5a_4d, start_at_us) & 0x7FFF_FFFF) as u32
+    (crate::util::mix::mix64(seed, 0x0f_5a_4d, start_at_us) & 0x7FFF_FFFF) as u32
 }
 
 fn token_file(credentials: &CredentialArgs) -> anyhow::Result<Option<Vec<String>>> {
@@ -158,27 +146,6 @@ fn token_file(credentials: &CredentialArgs) -> anyhow::Result<Option<Vec<String>
         return Err(BadInput(format!("--token-file {} holds no tokens", path.display())).into());
     }
     Ok(Some(tokens))
-}
-
-/// First Ctrl-C (or SIGTERM): stop the run and write what it has. Second: leave at once.
-fn watch_interrupts(interrupt: CancellationToken) -> anyhow::Result<()> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => {}
-        }
-        eprintln!("\ninterrupted: stopping the clients and writing the report (Ctrl-C again to abort)");
-        interrupt.cancel();
-        tokio::select! {
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => {}
-        }
-        eprintln!("aborted");
-        std::process::exit(130);
-    });
-    Ok(())
 }
 
 /// The exit code a finished run earns.
@@ -200,28 +167,8 @@ pub(super) fn print_summary(report: &RunReport) {
     let mut err = std::io::stderr().lock();
     let fanout = report.latency_us.get("fanout").copied().unwrap_or_default();
     let _ = writeln!(err, "\n{}: {}", report.scenario, verdict(report));
-    let _ = writeln!(
-        err,
-        "  events: {} published, {} delivered ({} expected, {} missing, {} duplicated, {} out of order, {} filter violations, {} after unsubscribe)",
-        c.events_published,
-        c.events_delivered,
-        c.events_expected,
-        c.events_missing,
-        c.events_duplicated,
-        c.events_out_of_order,
-        c.filter_violations,
-        c.events_after_unsubscribe
-    );
-    let _ = writeln!(
-        err,
-        "  connections: {} opened, {} failed, {} auth rejected, {} unexpected closes, {} slow-consumer closes; {} protocol violations",
-        c.connections_opened,
-        c.connections_failed,
-        c.auth_rejected,
-        c.unexpected_closes,
-        c.slow_consumer_closes,
-        c.protocol_violations
-    );
+    let _ = writeln!(err, "  events: {}", summary::delivery(c));
+    let _ = writeln!(err, "  connections: {}", summary::connections(c));
     let _ = writeln!(
         err,
         "  fan-out latency: p50 {}  p99 {}  max {}  ({} deliveries)",
@@ -251,10 +198,11 @@ pub(super) fn print_summary(report: &RunReport) {
     for gate in &report.gates {
         let _ = writeln!(
             err,
-            "  gate {}: {} (observed {})",
+            "  gate {}: {} (observed {}){}",
             gate.expr,
             if gate.passed { "pass" } else { "FAIL" },
-            gate.observed
+            gate.observed,
+            if gate.default { " [default]" } else { "" }
         );
     }
 }

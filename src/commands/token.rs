@@ -1,7 +1,7 @@
 //! `token`: prints a signed HS256 JWT (CLI.md), so a person can try a server with any client.
 
 use crate::cli::TokenArgs;
-use crate::error::{BadInput, Outcome};
+use crate::commands::outcome::{BadInput, Outcome};
 use crate::protocol::jwt::{self, Claims, DEFAULT_DEV_SECRET};
 
 pub fn execute(args: TokenArgs) -> anyhow::Result<Outcome> {

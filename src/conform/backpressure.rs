@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio::net::TcpStream;
 
 use super::case::{Case, Ctx, Failure, Needs};
-use super::delivery::alert;
+use super::data::alert;
 use crate::probe::conn::{is_established, secure, upgrade_request};
 use crate::probe::{Conn, End, Presented, Upgrade};
 use crate::wire::{OutFrame, RawSocket};
@@ -78,6 +78,8 @@ async fn slow_consumer(cx: &Ctx) -> Result<(), Failure> {
             return Err(Failure::new(subscribe.clone(), obs.describe(), "subscription_confirmed"));
         }
     }
+    // From here the slow subscriber does not read until the publisher is done.
+    slow.stop_reading();
     // The healthy subscriber reads everything, concurrently, until it has seen the last event.
     let reader_marker = marker.clone();
     let reader = tokio::spawn(async move {

@@ -5,12 +5,12 @@
 //! `Ok` or a [`Failure`] saying what was sent, what came back and what was expected.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use crate::oracle::{Expectation, judge};
 use crate::probe::conn::is_established;
 use crate::probe::{Conn, Credentials, End, Observation, Presented, Received, Target, Upgrade};
 use crate::protocol::ErrorCode;
@@ -128,8 +128,6 @@ pub struct Ctx {
     /// The target's handshake deadline (slowloris defence).
     pub handshake_timeout: Duration,
     pub max_message_bytes: usize,
-    /// The JSONTestSuite folder, when it was found.
-    pub corpus: Option<PathBuf>,
     /// Unique per run, so a case's events can be told from anyone else's.
     pub nonce: String,
 }
@@ -185,144 +183,25 @@ impl Ctx {
     }
 }
 
-/// What an answer must be.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Want<'a> {
-    Error {
-        code: ErrorCode,
-        id: Option<&'a str>,
-    },
-    Confirmed {
-        kind: &'static str,
-        topics: &'a [&'a str],
-        id: Option<&'a str>,
-    },
-    PublishAck {
-        id: &'a str,
-        delivered: Option<u64>,
-    },
-    /// No answer at all.
-    Nothing,
-}
-
-impl Want<'_> {
-    pub fn describe(&self) -> String {
-        match self {
-            Want::Error { code, id } => format!("one `error` {code}{}, connection left open", id_text(*id)),
-            Want::Confirmed { kind, topics, id } => {
-                format!("one `{kind}` with topics {topics:?}{}, connection left open", id_text(*id))
-            }
-            Want::PublishAck { id, delivered } => format!(
-                "one `publish_ack` with id {id:?}{}, connection left open",
-                delivered.map(|d| format!(" and delivered {d}")).unwrap_or_default()
-            ),
-            Want::Nothing => "no answer, connection left open".into(),
-        }
-    }
-}
-
-fn id_text(id: Option<&str>) -> String {
-    match id {
-        Some(id) => format!(" echoing id {id:?}"),
-        None => " without an id".into(),
-    }
-}
-
-/// Sends `text` as one text message and checks the answer against `want`.
+/// Sends `text` as one text message and judges the answer against `want`.
 pub async fn send_expect(
     cx: &Ctx,
     conn: &mut Conn,
     text: &str,
-    want: Want<'_>,
+    want: Expectation,
 ) -> Result<Observation, Failure> {
     let observation = conn.exchange(&[crate::wire::OutFrame::text(text)], cx.answer_wait).await;
     check(cx, text, &observation, &want)?;
     Ok(observation)
 }
 
-/// Checks one observation against `want`. Under `--no-extensions` an extension code only has to be
-/// some `error`, and an unsubscribe confirmation may be absent.
-pub fn check(cx: &Ctx, sent: &str, obs: &Observation, want: &Want<'_>) -> Result<(), Failure> {
-    let fail = |why: &str| {
-        Err(Failure::new(truncate(sent, 600), obs.describe(), format!("{} ({why})", want.describe())))
-    };
-    if obs.end != End::Open {
-        return fail("the connection must stay open and keep answering");
-    }
-    if let Some(bad) = obs.answers.iter().chain(&obs.events).find_map(|r| r.violation.as_ref()) {
-        return fail(&format!("a server message broke the protocol: {bad}"));
-    }
-    let answers = &obs.answers;
-    match want {
-        Want::Nothing => {
-            if !answers.is_empty() {
-                return fail("an answer came");
-            }
-        }
-        Want::Confirmed { kind: "unsubscription_confirmed", .. } if !cx.extensions && answers.is_empty() => {}
-        _ if answers.len() != 1 => return fail(&format!("{} answers came", answers.len())),
-        Want::Error { code, id } => {
-            let answer = &answers[0];
-            if answer.kind.as_deref() != Some("error") {
-                return fail("the answer is not an `error`");
-            }
-            let code_ok =
-                answer.code.as_deref() == Some(code.as_str()) || (code.is_extension() && !cx.extensions);
-            if !code_ok {
-                return fail("wrong error code");
-            }
-            if answer.id.as_deref() != *id {
-                return fail("the `id` is not echoed as required");
-            }
-        }
-        Want::Confirmed { kind, topics, id } => {
-            let answer = &answers[0];
-            if answer.kind.as_deref() != Some(kind) {
-                return fail("wrong answer type");
-            }
-            let got: Vec<&str> = answer.value["topics"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
-                .unwrap_or_default();
-            if got != *topics {
-                return fail("wrong topics");
-            }
-            if answer.id.as_deref() != *id {
-                return fail("the `id` is not echoed as required");
-            }
-        }
-        Want::PublishAck { id, delivered } => {
-            let answer = &answers[0];
-            if answer.kind.as_deref() != Some("publish_ack") || answer.id.as_deref() != Some(id) {
-                return fail("not a publish_ack with the request's id");
-            }
-            if let Some(n) = delivered
-                && answer.value["delivered"].as_u64() != Some(*n)
-            {
-                return fail("wrong delivered count");
-            }
-        }
-    }
-    check_sentinel(sent, obs)
-}
-
-/// The sentinel (a subscribe to an unknown topic with an id) must earn SUBSCRIPTION_ERROR with its id.
-pub fn check_sentinel(sent: &str, obs: &Observation) -> Result<(), Failure> {
-    let Some(sentinel) = &obs.sentinel else { return Ok(()) };
-    if sentinel.is_error(ErrorCode::SubscriptionError.as_str())
-        && sentinel.id.is_some()
-        && sentinel.violation.is_none()
-    {
-        return Ok(());
-    }
-    Err(Failure::new(
-        format!(
-            "{}\nthen {{\"type\":\"subscribe\",\"topics\":[\"zz-sync-N\"],\"id\":\"zz-sync-N\"}}",
-            truncate(sent, 600)
-        ),
-        sentinel.text.clone(),
-        "the unknown-topic subscribe gets a valid `error` SUBSCRIPTION_ERROR echoing its id, with a timestamp",
-    ))
+/// Judges one observation against `want` with the one oracle ([`crate::oracle::judge`]). Under
+/// `--no-extensions` an extension code only has to be some `error`, and an unsubscribe
+/// confirmation may be absent.
+pub fn check(cx: &Ctx, sent: &str, obs: &Observation, want: &Expectation) -> Result<(), Failure> {
+    judge(want, obs, cx.extensions).map_err(|mismatch| {
+        Failure::new(truncate(sent, 600), obs.describe(), format!("{} ({})", want.explain(), mismatch.detail))
+    })
 }
 
 /// Reads until the server closes and checks the close code (and that nothing but `errors`

@@ -5,7 +5,9 @@
 
 use serde_json::{Value, json};
 
-use super::case::{Case, Ctx, Failure, Needs, Want, send_expect};
+use super::case::{Case, Ctx, Failure, Needs, send_expect};
+use super::data::alert;
+use crate::oracle::Expectation;
 use crate::probe::{Conn, http};
 use crate::protocol::ErrorCode::{InvalidMessage, PermissionError, SubscriptionError};
 use crate::wire::OutFrame;
@@ -31,11 +33,6 @@ const RECONNECT: &str = "Subscriptions belong to a connection: a new connection 
 only connections holding a matching subscription.";
 const HTTP_PUBLISH: &str = "`POST /v1/events` with `Authorization: Bearer <token with publish scope>` and body \
 {\"topic\":…, \"event\":…, \"data\":…} → `202 {\"delivered\": N}`; `401` bad token, `403` no scope, `400` invalid body. (§4)";
-
-/// A valid alert carrying the case's marker and a sequence number.
-pub fn alert(marker: &str, seq: u64, severity: &str) -> Value {
-    json!({"id": format!("a-{seq}"), "title": "conform", "severity": severity, "device_id": marker, "marker": marker, "seq": seq})
-}
 
 fn device(marker: &str, seq: u64, extra: Value) -> Value {
     let mut data = json!({"id": marker, "status": "online", "last_seen": "2024-03-20T10:00:00Z", "marker": marker, "seq": seq});
@@ -82,7 +79,7 @@ async fn publish(
     id: &str,
 ) -> Result<u64, Failure> {
     let text = publish_text(topic, data, Some(id));
-    let observation = send_expect(cx, publisher, &text, Want::PublishAck { id, delivered: None }).await?;
+    let observation = send_expect(cx, publisher, &text, Expectation::publish_ack(id, None)).await?;
     Ok(observation.answers[0].value["delivered"].as_u64().unwrap_or(0))
 }
 
@@ -114,7 +111,7 @@ fn seqs(events: &[Value]) -> Vec<u64> {
     events.iter().filter_map(|d| d["seq"].as_u64()).collect()
 }
 
-fn publish_case(name: &str, scope: bool, text: &'static str, want: Want<'static>) -> Case {
+fn publish_case(name: &str, scope: bool, text: &'static str, want: Expectation) -> Case {
     Case::new(format!("publish.{name}"), "publish", PUBLISH, move |cx| {
         let want = want.clone();
         async move {
@@ -129,7 +126,7 @@ fn publish_case(name: &str, scope: bool, text: &'static str, want: Want<'static>
 }
 
 fn invalid_publish(name: &str, text: &'static str) -> Case {
-    publish_case(name, true, text, Want::Error { code: InvalidMessage, id: Some("p") })
+    publish_case(name, true, text, Expectation::error(InvalidMessage, Some("p")).under("§4"))
 }
 
 pub fn cases() -> Vec<Case> {
@@ -138,7 +135,7 @@ pub fn cases() -> Vec<Case> {
             "without_scope_is_permission_error",
             false,
             r#"{"type":"publish","topic":"alerts","event":"alert_created","data":{"id":"a","title":"t","severity":"low","device_id":"d"},"id":"p"}"#,
-            Want::Error { code: PermissionError, id: Some("p") },
+            Expectation::error(PermissionError, Some("p")),
         ),
         invalid_publish(
             "unknown_topic_is_invalid_message",
@@ -184,7 +181,7 @@ pub fn cases() -> Vec<Case> {
             "without_id_gets_no_answer",
             true,
             r#"{"type":"publish","topic":"alerts","event":"alert_created","data":{"id":"a","title":"t","severity":"low","device_id":"conform-nobody"}}"#,
-            Want::Nothing,
+            Expectation::nothing(),
         ),
     ];
     cases.push(
@@ -220,8 +217,6 @@ pub fn cases() -> Vec<Case> {
         .needs(Needs::Publish),
     );
     cases.extend(event_cases());
-    cases.extend(super::backpressure::cases());
-    cases.extend(http_cases());
     cases
 }
 
@@ -326,7 +321,7 @@ fn event_cases() -> Vec<Case> {
             publish(&cx, &mut p, "alerts", &alert(&marker, 0, "low"), "p0").await?;
             let before = seqs(&events(&cx, &mut sub, &marker, 1, false).await);
             let unsub = r#"{"type":"unsubscribe","topics":["alerts"],"id":"u"}"#;
-            send_expect(&cx, &mut sub, unsub, Want::Confirmed { kind: "unsubscription_confirmed", topics: &["alerts"], id: Some("u") }).await?;
+            send_expect(&cx, &mut sub, unsub, Expectation::confirmed("unsubscription_confirmed", &["alerts"], Some("u"))).await?;
             publish(&cx, &mut p, "alerts", &alert(&marker, 1, "low"), "p1").await?;
             let after = seqs(&events(&cx, &mut sub, &marker, 0, true).await);
             sub.close().await;
@@ -346,7 +341,7 @@ fn event_cases() -> Vec<Case> {
             ];
             for (text, code) in &bad {
                 let id = serde_json::from_str::<Value>(text).ok().and_then(|v| v["id"].as_str().map(str::to_owned));
-                send_expect(&cx, &mut sub, text, Want::Error { code: *code, id: id.as_deref() }).await?;
+                send_expect(&cx, &mut sub, text, Expectation::error(*code, id.as_deref())).await?;
             }
             let mut p = cx.connect(true).await?;
             publish(&cx, &mut p, "devices", &device(&marker, 0, json!({})), "p0").await?;
@@ -425,7 +420,7 @@ fn filter_case(
     .needs(Needs::Publish)
 }
 
-fn http_cases() -> Vec<Case> {
+pub fn http_cases() -> Vec<Case> {
     let case = |name: &str, scope: Option<bool>, body: &'static str, status: u16| {
         Case::new(format!("http.publish_{name}"), "publish", HTTP_PUBLISH, move |cx| async move {
             let token = match scope {

@@ -1,17 +1,21 @@
 //! `conform`: the named conformance cases of PROTOCOL.md against a target.
 //!
-//! - [`case`]: what a case is, its context, and the checks cases share;
+//! - [`case`]: what a case is, its context, and the checks cases share (judged by
+//!   [`crate::oracle`], the one rule book `fuzz` uses too);
 //! - [`auth`], [`ops`], [`subscribe`], [`delivery`], [`backpressure`], [`invalid`], [`corpus`]: the
-//!   catalogue, one file per area of PROTOCOL.md;
+//!   catalogue, one file per area of PROTOCOL.md; [`data`]: the event data they publish;
 //! - [`runner`]: skips, background cases, time bounds, cancellation;
 //! - [`report`]: `report.json`, `report.md`, `junit.xml`.
 //!
 //! Entry point: [`run`] with a [`ConformPlan`]; the command line builds the plan.
+//!
+//! Imports `probe`, `oracle`, `protocol` and `wire`; never `fuzz` or `runner`.
 
 pub mod auth;
 pub mod backpressure;
 pub mod case;
 pub mod corpus;
+pub mod data;
 pub mod delivery;
 pub mod invalid;
 pub mod ops;
@@ -19,18 +23,15 @@ pub mod report;
 pub mod runner;
 pub mod subscribe;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::probe::conn::{PreflightError, preflight};
-use crate::probe::sut::{EMBEDDED_HANDSHAKE_TIMEOUT, SutError};
-use crate::probe::{Credentials, Sut, SutSpec};
+use crate::corpus::Corpus;
+use crate::probe::sut::EMBEDDED_HANDSHAKE_TIMEOUT;
+use crate::probe::{Credentials, StartError, Sut, SutSpec};
 use crate::protocol::timestamp::format_rfc3339_millis;
-use crate::tls::TlsError;
-use crate::wire::WireError;
 use case::{Case, Ctx};
 use report::ConformReport;
 
@@ -40,8 +41,8 @@ pub struct ConformPlan {
     pub sut: SutSpec,
     pub creds: Credentials,
     pub extensions: bool,
-    /// The corpus folder, or why it is missing (then its cases are skipped with that reason).
-    pub corpus: Result<PathBuf, String>,
+    /// The seed corpus: one case per file.
+    pub corpus: Corpus,
     pub max_message_bytes: usize,
     /// The target's handshake deadline; the bundled server gets a short one.
     pub handshake_timeout: Duration,
@@ -62,7 +63,7 @@ impl ConformPlan {
             sut,
             creds,
             extensions: true,
-            corpus: crate::fuzz::corpus::locate(None),
+            corpus: Corpus::embedded(),
             max_message_bytes: 64 * 1024,
             handshake_timeout,
             answer_wait: Duration::from_secs(3),
@@ -71,39 +72,24 @@ impl ConformPlan {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConformError {
-    #[error(transparent)]
-    Server(#[from] SutError),
-    #[error("target {url} is unreachable: {source}")]
-    Unreachable { url: String, source: WireError },
-    #[error("target {url}")]
-    Tls { url: String, source: TlsError },
-}
-
 /// Every case, in report order.
-pub fn catalogue(corpus: Result<PathBuf, String>) -> Vec<Case> {
+pub fn catalogue(corpus: &Corpus) -> Vec<Case> {
     let mut cases = auth::cases();
     cases.extend(ops::cases());
     cases.extend(subscribe::cases());
     cases.extend(invalid::cases());
     cases.extend(invalid::nesting_cases());
     cases.extend(delivery::cases());
+    cases.extend(backpressure::cases());
+    cases.extend(delivery::http_cases());
     cases.extend(corpus::cases(corpus));
     cases
 }
 
 /// Runs the catalogue against the plan's target.
-pub async fn run(plan: ConformPlan, cancel: CancellationToken) -> Result<ConformReport, ConformError> {
-    let sut = Sut::start(plan.sut.clone()).await?;
+pub async fn run(plan: ConformPlan, cancel: CancellationToken) -> Result<ConformReport, StartError> {
+    let sut = Sut::start_checked(plan.sut.clone(), plan.answer_wait).await?;
     let target = sut.target.clone();
-    if let Err(error) = preflight(&target, plan.answer_wait).await {
-        sut.stop().await;
-        return Err(match error {
-            PreflightError::Unreachable(source) => ConformError::Unreachable { url: target.url, source },
-            PreflightError::Tls(source) => ConformError::Tls { url: target.url, source },
-        });
-    }
     let started_at = format_rfc3339_millis(SystemTime::now());
     let started = Instant::now();
     let cx = Arc::new(Ctx {
@@ -114,14 +100,13 @@ pub async fn run(plan: ConformPlan, cancel: CancellationToken) -> Result<Conform
         quiet: Duration::from_millis(300),
         handshake_timeout: plan.handshake_timeout,
         max_message_bytes: plan.max_message_bytes,
-        corpus: plan.corpus.clone().ok(),
         nonce: format!(
             "{:x}",
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos()
                 & 0xffff_ffff
         ),
     });
-    let mut cases = catalogue(plan.corpus.clone());
+    let mut cases = catalogue(&plan.corpus);
     if let Some(only) = &plan.only {
         cases.retain(|c| c.name.contains(only.as_str()));
     }

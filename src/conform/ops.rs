@@ -76,7 +76,7 @@ pub fn cases() -> Vec<Case> {
             }
             let observation = conn.sync(cx.answer_wait).await;
             conn.close().await;
-            super::case::check(&cx, "three pings", &observation, &super::case::Want::Nothing)
+            super::case::check(&cx, "three pings", &observation, &crate::oracle::Expectation::nothing())
         }),
         Case::new("close.normal_close_is_answered", "handshake", NORMAL_CLOSE, |cx| async move {
             let mut conn = cx.connect(false).await?;

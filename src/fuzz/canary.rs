@@ -1,7 +1,8 @@
 //! Collateral damage: a few canary subscribers stay connected through the whole run and
 //! receive a steady stream of events from their own publisher. A canary that loses, repeats or
 //! reorders an event, is disconnected, or sees an event later than the bound is damage, and a
-//! finding, even if nothing crashed.
+//! finding, even if nothing crashed. Every canary connection, the publisher's too, reads for as
+//! long as it is open.
 
 use std::time::{Duration, Instant};
 
@@ -93,6 +94,27 @@ pub async fn run(
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
+            // The publisher reads for as long as it is open: its acks and any error (its pings
+            // are answered by the connection itself).
+            answer = publisher.next_message(Duration::from_secs(1)) => match answer {
+                Ok(m) if m.kind.as_deref() == Some("error") => {
+                    damage.push(format!(
+                        "canary publisher at {:.1}s: a publish was refused: {}",
+                        started.elapsed().as_secs_f64(),
+                        m.text
+                    ));
+                    continue;
+                }
+                Ok(_) | Err(End::Silent) => continue,
+                Err(end) => {
+                    damage.push(format!(
+                        "canary publisher at {:.1}s: {}",
+                        started.elapsed().as_secs_f64(),
+                        end.describe()
+                    ));
+                    break;
+                }
+            },
         }
         seq += 1;
         let data = json!({"id": "c", "title": "canary", "severity": "low", "device_id": marker, "seq": seq,

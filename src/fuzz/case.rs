@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::oracle::upgrade::{Token, UpgradeAnswer, expect_upgrade};
 use crate::wire::{OutFrame, opcode};
 
 /// One case.
@@ -174,9 +175,27 @@ pub enum TokenMutation {
 }
 
 impl TokenMutation {
+    /// The tokens it presents: in the `Authorization` header, and as `?access_token=`.
+    pub fn presents(&self) -> (Token, Token) {
+        match self {
+            TokenMutation::Valid => (Token::Valid, Token::Absent),
+            TokenMutation::ValidInQuery => (Token::Absent, Token::Valid),
+            TokenMutation::Missing => (Token::Absent, Token::Absent),
+            TokenMutation::BadHeaderGoodQuery => (Token::Invalid, Token::Valid),
+            TokenMutation::GoodHeaderBadQuery => (Token::Valid, Token::Invalid),
+            _ => (Token::Invalid, Token::Absent),
+        }
+    }
+
+    /// What the upgrade must earn (§2, the header winning over the query).
+    pub fn expected(&self) -> UpgradeAnswer {
+        let (header, query) = self.presents();
+        expect_upgrade(header, query)
+    }
+
     /// Whether the server must accept the connection.
     pub fn is_valid(&self) -> bool {
-        matches!(self, TokenMutation::Valid | TokenMutation::ValidInQuery | TokenMutation::GoodHeaderBadQuery)
+        self.expected() == UpgradeAnswer::Established
     }
 
     /// Whether presenting it relies on the query-token extension.

@@ -2,7 +2,8 @@
 //! seeded from (`s`, `i`), so a run is reproducible whatever the concurrency, and any single case
 //! can be regenerated. JSON is generated valid, near-valid (one mutation away) or hostile, or
 //! taken from the seed corpus and mutated; frames, handshakes and sequences have their own
-//! generators.
+//! generators. The first cases of every run are the seed corpus itself, one file each, sent
+//! whole, so a run of at least that many cases has sent every file once.
 
 use rand::seq::IndexedRandom;
 use rand::{RngExt, SeedableRng};
@@ -10,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::case::{FrameSpec, Framing, FuzzCase, Step, TokenMutation};
-use super::corpus::CorpusFile;
+use crate::corpus::CorpusFile;
 use crate::wire::opcode;
 
 /// The generator of one case.
@@ -28,8 +29,18 @@ pub struct GenConfig {
     pub can_mint: bool,
 }
 
-/// Case `index` of the run with `seed`.
+/// Case `index` of the run with `seed`: below `corpus.len()`, corpus file `index` as one whole
+/// text message on a connection without the publish scope (what `conform` sends it as);
+/// after that, drawn from the case's own stream.
 pub fn generate(seed: u64, index: u64, corpus: &[CorpusFile], config: &GenConfig) -> FuzzCase {
+    if let Some(file) = usize::try_from(index).ok().and_then(|i| corpus.get(i)) {
+        return FuzzCase::Message {
+            payload: file.bytes.clone(),
+            binary: false,
+            framing: Framing::Whole,
+            publish_scope: false,
+        };
+    }
     let mut rng = rng_for(seed, index);
     let roll = rng.random_range(0..100u32);
     match roll {
@@ -368,11 +379,18 @@ fn frames_case(rng: &mut ChaCha8Rng, config: &GenConfig) -> FuzzCase {
         ),
         11 => (vec![spec(true, 0, opcode::CLOSE, true, b"\x03\xe8\xc0\xaf".to_vec())], 1007),
         _ => {
+            // A subscribe that is valid but for its size (padded with whitespace), so the size
+            // rule is the only one that applies (docs/PROTOCOL.md, appendix: size against §4).
             let n = config.max_message_bytes / 2 + 1;
+            let mut head = text.clone();
+            head.pop();
+            head.resize(n.max(head.len()), b' ');
+            let mut tail = vec![b' '; n];
+            tail.push(b'}');
             (
                 vec![
-                    spec(false, 0, opcode::TEXT, true, vec![b' '; n]),
-                    spec(true, 0, opcode::CONTINUATION, true, vec![b' '; n]),
+                    spec(false, 0, opcode::TEXT, true, head),
+                    spec(true, 0, opcode::CONTINUATION, true, tail),
                 ],
                 1009,
             )
@@ -455,5 +473,23 @@ mod tests {
         let kinds: std::collections::HashSet<&str> =
             (0..400).map(|i| generate(7, i, &[], &config).kind()).collect();
         assert_eq!(kinds.len(), 4, "{kinds:?}");
+    }
+
+    #[test]
+    fn the_first_cases_are_the_corpus_files_sent_whole_then_the_draws_go_on() {
+        let config = GenConfig { max_message_bytes: 65536, extensions: true, can_mint: true };
+        let corpus = crate::corpus::Corpus::embedded();
+        for (index, file) in corpus.files.iter().enumerate() {
+            let case = generate(7, index as u64, &corpus.files, &config);
+            let whole = FuzzCase::Message {
+                payload: file.bytes.clone(),
+                binary: false,
+                framing: Framing::Whole,
+                publish_scope: false,
+            };
+            assert_eq!(case, whole, "{}", file.name);
+        }
+        let after = corpus.len() as u64 + 5;
+        assert_eq!(generate(7, after, &corpus.files, &config), generate(7, after, &[], &config));
     }
 }

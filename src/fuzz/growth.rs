@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::case::{Framing, FuzzCase, TokenMutation};
 use super::exec::Executor;
-use super::model::{Mismatch, Oracle};
+use crate::oracle::{Mismatch, Oracle};
 use crate::probe::http;
 
 /// Rounds of repetition, and cases per round.

@@ -1,15 +1,20 @@
-//! `fuzz`: generators, mutators, oracles, shrinking, corpus and replay.
+//! `fuzz`: generators, mutators, oracles, shrinking and replay; the seed corpus is
+//! [`crate::corpus`].
 //!
-//! - [`corpus`]: the JSONTestSuite seed corpus and what each file must get;
-//! - [`model`]: what PROTOCOL.md requires for one message, and the judgement of an answer.
+//! - [`case`], [`generate`]: what a case is, and the cases a seed makes;
+//! - [`exec`]: one case against a target, judged by [`crate::oracle`] (the rule book `conform`
+//!   uses too);
+//! - [`run`]: the run in named steps (workers, epochs, triage of a server's death, the end);
+//! - [`canary`], [`growth`], [`shrink`], [`replay`], [`report`]: the run's other oracles,
+//!   reproducers and output.
+//!
+//! Imports `probe`, `oracle`, `protocol` and `wire`; never `conform` or `runner`.
 
 pub mod canary;
 pub mod case;
-pub mod corpus;
 pub mod exec;
 pub mod generate;
 pub mod growth;
-pub mod model;
 pub mod replay;
 pub mod report;
 pub mod run;

@@ -5,23 +5,23 @@
 use std::path::Path;
 use std::time::{Instant, SystemTime};
 
-use super::model::{Mismatch, Oracle};
 use super::report::{FINDING_FORMAT, Finding, FindingFile, FuzzReport};
-use super::run::{FuzzError, FuzzPlan, expected_of};
-use crate::probe::Sut;
+use super::run::{FuzzPlan, expected_of, rule_of};
+use crate::oracle::{Mismatch, Oracle};
+use crate::probe::{StartError, Sut};
 use crate::protocol::timestamp::format_rfc3339_millis;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayFileError {
-    #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    #[error("reading {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("{path} is not a finding file ({FINDING_FORMAT}): {detail}")]
     Invalid { path: String, detail: String },
 }
 
 pub fn load(path: &Path) -> Result<FindingFile, ReplayFileError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|source| ReplayFileError::Read { path: path.display().to_string(), source })?;
+        .map_err(|source| ReplayFileError::Read { path: path.display().to_string(), cause: source })?;
     let file: FindingFile = serde_json::from_str(&text)
         .map_err(|e| ReplayFileError::Invalid { path: path.display().to_string(), detail: e.to_string() })?;
     if file.format != FINDING_FORMAT || file.finding.case.is_none() {
@@ -34,7 +34,7 @@ pub fn load(path: &Path) -> Result<FindingFile, ReplayFileError> {
 }
 
 /// Runs the finding's case once; the report has the finding again if it reproduced.
-pub async fn replay(plan: FuzzPlan, file: FindingFile, name: &str) -> Result<FuzzReport, FuzzError> {
+pub async fn replay(plan: FuzzPlan, file: FindingFile, name: &str) -> Result<FuzzReport, StartError> {
     let mut sut = Sut::start(plan.sut.clone()).await?;
     let started_at = format_rfc3339_millis(SystemTime::now());
     let started = Instant::now();
@@ -56,6 +56,7 @@ pub async fn replay(plan: FuzzPlan, file: FindingFile, name: &str) -> Result<Fuz
             verdict: "fail".into(),
             oracle: m.oracle,
             signature: file.finding.signature.clone(),
+            rule: rule_of(&case, plan.max_message_bytes),
             sent: case.describe(),
             received: m.detail,
             expected: expected_of(&case, plan.max_message_bytes),
@@ -87,6 +88,8 @@ pub async fn replay(plan: FuzzPlan, file: FindingFile, name: &str) -> Result<Fuz
         liveness_probes: 1,
         server_restarts: 0,
         coverage: ran.covered.into_iter().map(|k| (k, 1)).collect(),
+        corpus: None,
+        notes: ran.notes.iter().map(|n| ((*n).to_owned(), 1)).collect(),
         canaries: None,
         growth: None,
         findings,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::canary::CanaryReport;
 use super::case::FuzzCase;
 use super::growth::GrowthReport;
-use super::model::Oracle;
+use crate::oracle::Oracle;
 
 /// Format tag of finding files.
 pub const FINDING_FORMAT: &str = "openframe-fuzz-finding/1";
@@ -22,6 +22,9 @@ pub struct Finding {
     pub verdict: String,
     pub oracle: Oracle,
     pub signature: String,
+    /// The sections of PROTOCOL.md the broken expectation rests on (`"§4"`, `"§1, §4"`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rule: String,
     /// What was sent (the shrunk case, described).
     pub sent: String,
     pub received: String,
@@ -68,6 +71,15 @@ pub struct FuzzReport {
     pub server_restarts: u64,
     /// What the cases reached: sent message types, answer types, error codes, close codes.
     pub coverage: BTreeMap<String, u64>,
+    /// The seed corpus: where it came from, its files, and how many were sent whole (the run's
+    /// first cases); absent for `--replay`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corpus: Option<CorpusSummary>,
+    /// Notes that are not failures, with how many cases saw each: `lone_surrogate_escape` counts
+    /// server messages with an escape that decodes to no Unicode scalar value (valid by RFC
+    /// 8259's grammar; a server echoing a client's own implementation-defined input).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub notes: BTreeMap<String, u64>,
     pub canaries: Option<CanaryReport>,
     pub growth: Option<GrowthReport>,
     pub findings: Vec<Finding>,
@@ -76,10 +88,23 @@ pub struct FuzzReport {
     pub replayed: Option<String>,
 }
 
+/// The seed corpus of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CorpusSummary {
+    /// `embedded` (built into the binary) or the `--corpus` folder.
+    pub source: String,
+    pub files: u64,
+    /// Files sent whole as cases of their own (all of them once the run has that many cases).
+    pub files_sent: u64,
+}
+
 impl FuzzReport {
     pub fn summary_line(&self) -> String {
+        let corpus = self.corpus.as_ref().map_or_else(String::new, |c| {
+            format!("; corpus {}: {} of {} files sent", c.source, c.files_sent, c.files)
+        });
         format!(
-            "fuzz {}{} seed {}: {} cases in {:.1}s ({:.0} cases/s), {} finding(s){}",
+            "fuzz {}{} seed {}: {} cases in {:.1}s ({:.0} cases/s){corpus}, {} finding(s){}",
             self.target,
             crate::probe::target::TlsSummary::note(self.tls.as_ref()),
             self.seed,
@@ -128,6 +153,9 @@ pub fn write_md<W: Write>(w: &mut W, r: &FuzzReport) -> io::Result<()> {
         "- {} cases in {:.1} s: **{:.0} cases/s**; {} liveness probes; {} server restarts",
         r.cases, r.duration_s, r.cases_per_s, r.liveness_probes, r.server_restarts
     )?;
+    if let Some(c) = &r.corpus {
+        writeln!(w, "- seed corpus `{}`: {} of {} files sent whole", c.source, c.files_sent, c.files)?;
+    }
     if let Some(c) = &r.canaries {
         writeln!(
             w,
@@ -140,11 +168,17 @@ pub fn write_md<W: Write>(w: &mut W, r: &FuzzReport) -> io::Result<()> {
     if let Some(g) = &r.growth {
         writeln!(w, "- growth: {}", g.finding.as_deref().unwrap_or("none"))?;
     }
+    for (note, cases) in &r.notes {
+        writeln!(w, "- note (not a failure): `{note}` in {cases} case(s)")?;
+    }
     writeln!(w, "\n## Findings\n")?;
     for f in &r.findings {
         writeln!(w, "### {} ({} occurrence(s))\n", f.name, f.occurrences)?;
         if let Some(file) = &f.file {
             writeln!(w, "Replay: `openframe-harness fuzz --replay {file}`\n")?;
+        }
+        if !f.rule.is_empty() {
+            writeln!(w, "Rule: PROTOCOL.md {}\n", f.rule)?;
         }
         for (label, text) in [("Sent", &f.sent), ("Received", &f.received), ("Expected", &f.expected)] {
             writeln!(w, "**{label}:**\n\n```\n{}\n```\n", text.replace("```", "'''"))?;

@@ -6,7 +6,7 @@
 
 use super::snapshot::LiveSecond;
 use crate::report::html::server_charts;
-use crate::report::server_sample::ServerSample;
+use crate::results::server_sample::ServerSample;
 use crate::report::svg::{Axis, AxisKind, Chart, PALETTE, Series, Size, Unit};
 
 /// The page shows at most this many of the latest seconds.

@@ -55,7 +55,7 @@ impl LiveError {
 
 /// Parses `HOST:PORT` (an IP address; `localhost` is taken as 127.0.0.1).
 pub fn parse_address(text: &str) -> Result<SocketAddr, LiveError> {
-    crate::scenario::plan::parse_live_address(text).ok_or_else(|| LiveError::InvalidAddress(text.to_owned()))
+    crate::util::url::parse_socket_addr(text).ok_or_else(|| LiveError::InvalidAddress(text.to_owned()))
 }
 
 /// Binds the live endpoint's address now, so that a port in use stops the run before it starts.

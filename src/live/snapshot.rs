@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 
-use crate::telemetry::ServerSample;
+use crate::results::server_sample::ServerSample;
 
 /// Upper bounds of the latency histograms' buckets, in seconds: 100 µs steps below 1 ms, then
 /// about 20 % apart to 100 ms, then coarser; fine enough that `histogram_quantile(0.99, …)` of

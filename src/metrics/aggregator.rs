@@ -14,10 +14,11 @@ use tokio::sync::{mpsc, watch};
 
 use super::histogram::{encode, summarize};
 use super::progress::{Progress, ProgressLine};
-use super::{Histograms, LatencyMetric, ShardReport};
+use super::{Histograms, ShardReport};
 use crate::protocol::ViolationKind;
-use crate::report::model::{Counters, Interval, Sample};
-use crate::report::server_sample::ServerSample;
+use crate::results::LatencyMetric;
+use crate::results::model::{Counters, Interval, Sample};
+use crate::results::server_sample::ServerSample;
 
 /// The latest scrape of the target's metrics and when it was taken (`None` before the first).
 pub type ServerSamples = watch::Receiver<Option<(Instant, ServerSample)>>;

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
-use crate::report::model::LatencySummary;
+use crate::results::model::LatencySummary;
 
 /// Latency histograms record microseconds; anything above an hour is recorded as an hour.
 pub type Latency = Histogram<u64>;

@@ -14,74 +14,8 @@ use std::collections::BTreeMap;
 use histogram::{Latency, new_histogram, record};
 
 use crate::protocol::ViolationKind;
-use crate::report::model::{Counters, Sample};
-
-/// The latencies a run records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LatencyMetric {
-    /// Intended publish time → receipt, per recipient.
-    Fanout,
-    /// Intended publish time → receipt at the last recipient, per event.
-    Completion,
-    /// `subscription_confirmed` (after a (re)subscribe or reconnect) → first event.
-    FirstEvent,
-    /// Start of connect → `connection_established`: the whole of the three below.
-    Connect,
-    /// TCP connect (SYN → established).
-    TcpConnect,
-    /// TLS handshake (ClientHello → finished), `wss://` only.
-    TlsHandshake,
-    /// Upgrade request sent → `connection_established` (101 and the first message).
-    Upgrade,
-    /// Subscribe sent → `subscription_confirmed`.
-    Subscribe,
-    /// Publish sent → `publish_ack` (or 202).
-    PublishAck,
-    /// How late publishers sent against their schedule.
-    PublisherLag,
-    /// How late the harness's own timers fired (its event-loop delay).
-    LoopLag,
-}
-
-impl LatencyMetric {
-    pub const ALL: [LatencyMetric; 11] = [
-        LatencyMetric::Fanout,
-        LatencyMetric::Completion,
-        LatencyMetric::FirstEvent,
-        LatencyMetric::Connect,
-        LatencyMetric::TcpConnect,
-        LatencyMetric::TlsHandshake,
-        LatencyMetric::Upgrade,
-        LatencyMetric::Subscribe,
-        LatencyMetric::PublishAck,
-        LatencyMetric::PublisherLag,
-        LatencyMetric::LoopLag,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            LatencyMetric::Fanout => "fanout",
-            LatencyMetric::Completion => "completion",
-            LatencyMetric::FirstEvent => "first_event",
-            LatencyMetric::Connect => "connect",
-            LatencyMetric::TcpConnect => "tcp_connect",
-            LatencyMetric::TlsHandshake => "tls_handshake",
-            LatencyMetric::Upgrade => "upgrade",
-            LatencyMetric::Subscribe => "subscribe",
-            LatencyMetric::PublishAck => "publish_ack",
-            LatencyMetric::PublisherLag => "publisher_lag",
-            LatencyMetric::LoopLag => "loop_lag",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<LatencyMetric> {
-        LatencyMetric::ALL.into_iter().find(|m| m.name() == name)
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+use crate::results::LatencyMetric;
+use crate::results::model::{Counters, Sample};
 
 /// One histogram per [`LatencyMetric`].
 #[derive(Debug, Clone)]
@@ -139,6 +73,12 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
+    /// Counts a server message that breaks PROTOCOL.md, for `group`, under its kind.
+    pub fn record_violation(&mut self, group: usize, kind: ViolationKind) {
+        self.counters[group].protocol_violations += 1;
+        *self.violations.entry(kind).or_default() += 1;
+    }
+
     pub fn new(groups: usize) -> ShardStats {
         ShardStats {
             counters: vec![Counters::default(); groups + 1],

@@ -5,18 +5,39 @@
 //! to an unknown topic with a unique `id`. PROTOCOL.md requires exactly one `error` answer to it,
 //! with the `id` echoed, on an open connection, and nothing to change; everything read before
 //! it is the input's answer. So one round trip tells what the input earned, that nothing more
-//! came, and that the connection is still open. Pings from the server are answered here.
+//! came, and that the connection is still open.
+//!
+//! **Every connection keeps reading while it is open.** A reader task per connection reads the
+//! socket all the time, answers the server's pings at once and hands every other frame to the
+//! holder through a bounded inbox; so a connection held between steps (a canary, a fuzz
+//! executor's kept connection, a conformance case's second client) is never closed for
+//! unanswered pings (§1), however long the holder does something else. Only a case that plays a
+//! client that stops reading asks for it ([`Conn::stop_reading`]); a holder that leaves
+//! [`INBOX_FRAMES`] frames unread is such a client too.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::target::Target;
+use crate::protocol::data::raw_str_lossy;
+use crate::protocol::json_scan;
+use crate::protocol::server_message::has_lone_surrogates;
 use crate::protocol::{ServerMessage, ViolationKind, parse_server_message};
 use crate::tls::ClientStream;
-use crate::wire::{self, OutFrame, RawSocket, Read, UpgradeResponse, WireError, opcode};
+use crate::wire::{
+    self, FrameReader, FrameWriter, InFrame, OutFrame, RawSocket, Read, UpgradeResponse, WireError, opcode,
+};
+
+/// Frames the reader task holds for the holder before it stops reading (the server's own
+/// per-connection queue bound, §5.5).
+pub const INBOX_FRAMES: usize = 4096;
 
 /// How the token is presented on the upgrade request.
 #[derive(Debug, Clone, Default)]
@@ -56,22 +77,32 @@ pub struct Received {
     /// Why the message is not valid per PROTOCOL.md, if it is not.
     pub violation: Option<String>,
     pub violation_kind: Option<ViolationKind>,
+    /// The text has a string escape that decodes to no Unicode scalar value (valid by RFC
+    /// 8259's grammar; worth a note, not a failure).
+    pub lone_surrogates: bool,
 }
 
 impl Received {
     pub fn from_text(text: String) -> Received {
         let violation = parse_server_message(&text).err();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // Judged by RFC 8259's grammar: a lone surrogate escape (an echo of a client's own
+        // implementation-defined input) reads as U+FFFD, here as in `parse_server_message`.
+        let lone_surrogates = has_lone_surrogates(&text);
+        let value: Value =
+            serde_json::from_str(&json_scan::replace_lone_surrogates(&text)).unwrap_or(Value::Null);
         // Read the top-level fields from the raw members, so a number serde_json cannot hold
         // (1e400 in an event's data) does not hide what the message is.
         let view = crate::protocol::ObjectView::parse(&text).ok();
-        let field = |name: &str| view.as_ref().and_then(|v| v.get_str(name)).map(|s| s.into_owned());
+        let field = |name: &str| {
+            view.as_ref().and_then(|v| v.get(name)).and_then(raw_str_lossy).map(|s| s.into_owned())
+        };
         let (kind, code, id) = (field("type"), field("code"), field("id"));
         drop(view);
         Received {
             kind,
             code,
             id,
+            lone_surrogates,
             violation_kind: violation.as_ref().map(|v| v.kind),
             violation: violation.map(|v| v.to_string()),
             value,
@@ -87,6 +118,7 @@ impl Received {
             code: None,
             id: None,
             violation: Some("the server sent a binary frame".into()),
+            lone_surrogates: false,
             violation_kind: Some(ViolationKind::BinaryFrame),
         }
     }
@@ -148,12 +180,38 @@ impl Observation {
 
 /// A raw, checked connection.
 pub struct Conn {
-    sock: RawSocket<ClientStream>,
+    writer: Arc<Mutex<Writer>>,
+    /// Every frame but pings, then `Eof` when the stream ended.
+    inbox: mpsc::Receiver<Inbound>,
+    /// `true` while the reader task must not read (a client that stops reading).
+    hold: watch::Sender<bool>,
+    reader: JoinHandle<()>,
     /// Set once the server closed; later reads return at once.
     pub closed: Option<Option<u16>>,
     next_sentinel: u64,
     /// Partial text of a fragmented server message.
     partial: Option<Vec<u8>>,
+}
+
+/// The writing side, shared by the holder and the reader task (which answers pings).
+struct Writer {
+    frames: FrameWriter<WriteHalf<ClientStream>>,
+    /// A close frame went out: the reader does not answer the server's close with another.
+    close_sent: bool,
+}
+
+impl Writer {
+    async fn send(&mut self, frame: &OutFrame) -> Result<(), WireError> {
+        self.close_sent |= frame.opcode == opcode::CLOSE;
+        self.frames.send(frame).await
+    }
+}
+
+/// What the reader task hands the holder.
+enum Inbound {
+    Frame(InFrame),
+    /// The server closed the TCP connection, or reading it failed.
+    Eof,
 }
 
 /// The result of an upgrade attempt.
@@ -162,6 +220,12 @@ pub enum Upgrade {
     Switched(Conn),
     /// Any other status.
     Refused(UpgradeResponse),
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 impl Conn {
@@ -173,20 +237,26 @@ impl Conn {
         Ok(Conn::after_upgrade(sock, response))
     }
 
-    /// Wraps a socket whose upgrade response has been read.
+    /// Wraps a socket whose upgrade response has been read, and starts reading it.
     pub fn after_upgrade(sock: RawSocket<ClientStream>, response: UpgradeResponse) -> Upgrade {
         if response.status != 101 {
             return Upgrade::Refused(response);
         }
-        Upgrade::Switched(Conn { sock, closed: None, next_sentinel: 0, partial: None })
+        let (read, write) = sock.split();
+        let writer = Arc::new(Mutex::new(Writer { frames: write, close_sent: false }));
+        let (tx, inbox) = mpsc::channel(INBOX_FRAMES);
+        let (hold, held) = watch::channel(false);
+        let reader = tokio::spawn(read_loop(read, Arc::clone(&writer), tx, held));
+        Upgrade::Switched(Conn { writer, inbox, hold, reader, closed: None, next_sentinel: 0, partial: None })
     }
 
-    /// Sends frames as given; `false` when a write failed. A failed write does not end the
-    /// observation: the server may have answered before it closed (a 1009 close arrives while a
-    /// large message over TLS is still being written), so the next read finds out how it closed.
+    /// Sends frames as given, one after another (a pong may go between them, as RFC 6455 §5.4
+    /// allows); `false` when a write failed. A failed write does not end the observation: the
+    /// server may have answered before it closed (a 1009 close arrives while a large message
+    /// over TLS is still being written), so the next read finds out how it closed.
     pub async fn send_frames(&mut self, frames: &[OutFrame]) -> bool {
         for frame in frames {
-            if self.sock.send(frame).await.is_err() {
+            if self.writer.lock().await.send(frame).await.is_err() {
                 return false;
             }
         }
@@ -197,9 +267,25 @@ impl Conn {
         self.send_frames(&[OutFrame::text(text)]).await
     }
 
-    /// Sends raw bytes; `false` when the write failed (see [`Conn::send_frames`]).
+    /// Sends raw bytes in one write; `false` when the write failed (see [`Conn::send_frames`]).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> bool {
-        self.sock.send_bytes(bytes).await.is_ok()
+        self.writer.lock().await.frames.send_bytes(bytes).await.is_ok()
+    }
+
+    /// Stops reading the socket, as a client that does not read (§5.5): what the server sends
+    /// stays in the kernel's buffers, and its pings go unanswered. The next read resumes.
+    pub fn stop_reading(&mut self) {
+        self.hold.send_replace(true);
+    }
+
+    /// The next frame within `deadline`: `None` when nothing came in time.
+    async fn next_frame(&mut self, deadline: tokio::time::Instant) -> Option<Inbound> {
+        self.hold.send_if_modified(|held| std::mem::replace(held, false));
+        // A reader task that is gone (aborted or panicked) is a connection that ended.
+        tokio::time::timeout_at(deadline, self.inbox.recv())
+            .await
+            .ok()
+            .map(|frame| frame.unwrap_or(Inbound::Eof))
     }
 
     /// The next message within `wait`: `Ok(message)`, or `Err(end)` when the connection closed
@@ -210,23 +296,19 @@ impl Conn {
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let frame = match self.sock.read(left).await {
-                Ok(Read::Frame(frame)) => frame,
-                Ok(Read::TimedOut) => return Err(End::Silent),
-                Ok(Read::Eof) | Err(_) => {
+            let frame = match self.next_frame(deadline).await {
+                Some(Inbound::Frame(frame)) => frame,
+                None => return Err(End::Silent),
+                Some(Inbound::Eof) => {
                     self.closed = Some(None);
                     return Err(End::Closed(None));
                 }
             };
             match frame.opcode {
-                opcode::PING => {
-                    let _ = self.sock.send(&OutFrame::new(opcode::PONG, frame.payload)).await;
-                }
-                opcode::PONG => {}
+                // The reader task answered it (and echoed a close before handing it over).
+                opcode::PING | opcode::PONG => {}
                 opcode::CLOSE => {
                     let code = frame.close_code();
-                    let _ = self.sock.send(&OutFrame::close(code.unwrap_or(1000))).await;
                     self.closed = Some(code);
                     return Err(End::Closed(code));
                 }
@@ -324,23 +406,76 @@ impl Conn {
 
     /// Sends a normal close (1000) and waits briefly for the server's close.
     pub async fn close(mut self) {
-        if self.closed.is_none() && self.sock.send(&OutFrame::close(1000)).await.is_ok() {
-            let _ = self.sock.read_close(Duration::from_millis(200)).await;
+        if self.closed.is_none() && self.writer.lock().await.send(&OutFrame::close(1000)).await.is_ok() {
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+            while let Some(Inbound::Frame(frame)) = self.next_frame(deadline).await {
+                if frame.opcode == opcode::CLOSE {
+                    break;
+                }
+            }
         }
     }
 
-    /// Sends a ping with `payload` and returns the payload of the pong that answers it.
+    /// Sends a ping with `payload` and returns the payload of the pong that answers it (other
+    /// frames read meanwhile are dropped).
     pub async fn ping(&mut self, payload: &[u8], wait: Duration) -> Option<Vec<u8>> {
-        self.sock.send(&OutFrame::new(opcode::PING, payload.to_vec())).await.ok()?;
+        self.writer.lock().await.send(&OutFrame::new(opcode::PING, payload.to_vec())).await.ok()?;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.sock.read(left).await.ok()? {
-                Read::Frame(f) if f.opcode == opcode::PONG => return Some(f.payload),
-                Read::Frame(f) if f.opcode == opcode::CLOSE => return None,
-                Read::Frame(_) => continue,
-                _ => return None,
+            match self.next_frame(deadline).await? {
+                Inbound::Frame(f) if f.opcode == opcode::PONG => return Some(f.payload),
+                Inbound::Frame(f) if f.opcode == opcode::CLOSE => {
+                    self.closed = Some(f.close_code());
+                    return None;
+                }
+                Inbound::Frame(_) => continue,
+                Inbound::Eof => {
+                    self.closed = Some(None);
+                    return None;
+                }
             }
+        }
+    }
+}
+
+/// The reader task of one connection: reads every frame as it arrives, answers pings with
+/// pongs and a close with a close, and hands the rest to the holder; ends with the stream, when
+/// the holder is gone, or when the connection is dropped (aborted).
+async fn read_loop(
+    mut read: FrameReader<ReadHalf<ClientStream>>,
+    writer: Arc<Mutex<Writer>>,
+    inbox: mpsc::Sender<Inbound>,
+    mut held: watch::Receiver<bool>,
+) {
+    loop {
+        if held.wait_for(|held| !*held).await.is_err() {
+            return;
+        }
+        let frame = match read.read().await {
+            Ok(Read::Frame(frame)) => frame,
+            Ok(Read::Eof | Read::TimedOut) | Err(_) => {
+                let _ = inbox.send(Inbound::Eof).await;
+                return;
+            }
+        };
+        match frame.opcode {
+            opcode::PING => {
+                let _ = writer.lock().await.send(&OutFrame::new(opcode::PONG, frame.payload)).await;
+                continue;
+            }
+            opcode::CLOSE => {
+                let mut writer = writer.lock().await;
+                if !writer.close_sent {
+                    let _ = writer.send(&OutFrame::close(frame.close_code().unwrap_or(1000))).await;
+                }
+                drop(writer);
+                let _ = inbox.send(Inbound::Frame(frame)).await;
+                return;
+            }
+            _ => {}
+        }
+        if inbox.send(Inbound::Frame(frame)).await.is_err() {
+            return;
         }
     }
 }
@@ -359,7 +494,7 @@ pub async fn open_stream(target: &Target, wait: Duration) -> Result<ClientStream
     let tcp = tokio::time::timeout(wait, TcpStream::connect(&target.authority))
         .await
         .map_err(|_| WireError::Timeout(wait))?
-        .map_err(|source| WireError::Connect { addr: target.authority.clone(), source })?;
+        .map_err(|source| WireError::Connect { addr: target.authority.clone(), cause: source })?;
     let _ = tcp.set_nodelay(true);
     secure(tcp, target, wait).await
 }

@@ -22,10 +22,10 @@ pub struct HttpResponse {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("HTTP request to {addr}: {source}")]
-    Io { addr: String, source: std::io::Error },
-    #[error("HTTP connection to {addr}: {source}")]
-    Connect { addr: String, source: WireError },
+    #[error("HTTP request to {addr}: {cause}")]
+    Io { addr: String, cause: std::io::Error },
+    #[error("HTTP connection to {addr}: {cause}")]
+    Connect { addr: String, cause: WireError },
     #[error("no HTTP response from {0} in time")]
     Timeout(String),
     #[error("the response from {0} is not HTTP")]
@@ -42,11 +42,11 @@ pub async fn request(
     wait: Duration,
 ) -> Result<HttpResponse, HttpError> {
     let authority = target.authority.as_str();
-    let io = |source| HttpError::Io { addr: authority.to_owned(), source };
+    let io = |source| HttpError::Io { addr: authority.to_owned(), cause: source };
     let exchange = async {
         let mut stream = open_stream(target, wait)
             .await
-            .map_err(|source| HttpError::Connect { addr: authority.to_owned(), source })?;
+            .map_err(|source| HttpError::Connect { addr: authority.to_owned(), cause: source })?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()

@@ -13,5 +13,5 @@ pub mod sut;
 pub mod target;
 
 pub use conn::{Conn, End, Observation, Presented, Received, Upgrade};
-pub use sut::{Sut, SutSpec};
+pub use sut::{StartError, Sut, SutSpec};
 pub use target::{Credentials, Target};

@@ -6,22 +6,20 @@
 //!
 //! It owns the server's lifetime and nothing else; checking is the callers' job.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
 use super::target::{Target, TargetError};
+use crate::server::child::{ChildError, ServeChild, ServeCommand};
 use crate::server::{self, Faults, ServerConfig, ServerHandle};
 use crate::tls::{ClientTls, ClientTlsOptions, GeneratedPki};
 
 /// Handshake deadline the harness gives the bundled server it starts, so the slowloris case
 /// finishes in seconds.
 pub const EMBEDDED_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a killed child server may take to be reaped.
+const CHILD_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What to test.
 #[derive(Debug, Clone)]
@@ -53,16 +51,24 @@ pub enum SutError {
     Faults(#[from] crate::server::faults::FaultSpecError),
     #[error(transparent)]
     Server(#[from] crate::server::ServerError),
-    #[error("starting the server process {exe}: {source}")]
-    Spawn { exe: String, source: std::io::Error },
-    #[error("the server process did not say where it listens: {0}")]
-    NoAddress(String),
+    #[error(transparent)]
+    Child(#[from] ChildError),
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error("TLS for the bundled server")]
     Tls(#[from] crate::tls::TlsError),
-    #[error("writing the generated certificate to {0}: {1}")]
-    PemFiles(String, std::io::Error),
+}
+
+/// Why a checking command (`conform`, `fuzz`) could not begin: the server under test did not
+/// start, or the target failed the preflight (one connection, TLS included, before anything else).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Server(#[from] SutError),
+    #[error("target {url} is unreachable: {cause}")]
+    Unreachable { url: String, cause: crate::wire::WireError },
+    #[error("target {url}")]
+    Tls { url: String, source: crate::tls::TlsError },
 }
 
 /// A running server under test.
@@ -77,17 +83,29 @@ pub struct Sut {
 enum Kind {
     External,
     Embedded(ServerHandle),
-    Child(ChildServer),
-}
-
-struct ChildServer {
-    child: Child,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
-    /// The generated certificate's PEM files, removed when the server stops.
-    pem_dir: Option<PathBuf>,
+    Child(Box<ServeChild>),
 }
 
 impl Sut {
+    /// Starts the server under test, then runs the preflight against it (waiting up to `wait`);
+    /// a server that fails it is stopped again.
+    pub async fn start_checked(spec: SutSpec, wait: Duration) -> Result<Sut, StartError> {
+        let sut = Sut::start(spec).await?;
+        match super::conn::preflight(&sut.target, wait).await {
+            Ok(()) => Ok(sut),
+            Err(error) => {
+                let url = sut.target.url.clone();
+                sut.stop().await;
+                Err(match error {
+                    super::conn::PreflightError::Unreachable(source) => {
+                        StartError::Unreachable { url, cause: source }
+                    }
+                    super::conn::PreflightError::Tls(source) => StartError::Tls { url, source },
+                })
+            }
+        }
+    }
+
     pub async fn start(spec: SutSpec) -> Result<Sut, SutError> {
         match &spec {
             SutSpec::External(target) => {
@@ -110,10 +128,19 @@ impl Sut {
             SutSpec::Bundled { faults, secret, child_exe: Some(exe), tls } => {
                 Faults::parse_all(faults)?;
                 let pki = generate(*tls)?;
-                let (child, url) = spawn_child(exe, faults, secret, pki.as_ref()).await?;
-                let target = Target::parse(&url, client_tls(*tls, pki.as_ref())?)?;
+                let mut command = ServeCommand::new(exe, secret).args([
+                    "--addr",
+                    "127.0.0.1:0",
+                    "--handshake-timeout",
+                    "2s",
+                ]);
+                for fault in faults {
+                    command = command.args(["--fault", fault.as_str()]);
+                }
+                let child = ServeChild::spawn(command, pki.as_ref()).await?;
+                let target = Target::parse(child.ws_url(), client_tls(*tls, pki.as_ref())?)?;
                 let label = format!("embedded (child process){}", tls.label());
-                Ok(Sut { target, label, kind: Kind::Child(child), spec })
+                Ok(Sut { target, label, kind: Kind::Child(Box::new(child)), spec })
             }
         }
     }
@@ -126,17 +153,14 @@ impl Sut {
     /// For a child process that has exited: how it ended and its last words.
     pub fn death(&mut self) -> Option<String> {
         let Kind::Child(child) = &mut self.kind else { return None };
-        let status = child.child.try_wait().ok().flatten()?;
-        let tail: Vec<String> =
-            child.stderr_tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
-        Some(format!("server process exited ({status}); last output: {}", tail.join(" | ")))
+        child.death()
     }
 
     /// Resident memory of the server process, when the harness can read it.
     pub fn rss_bytes(&self) -> Option<u64> {
         match &self.kind {
             Kind::Child(child) => {
-                let pid = child.child.id()?;
+                let pid = child.pid()?;
                 let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
                 let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
                 Some(pages * 4096)
@@ -167,13 +191,7 @@ async fn stop_kind(kind: Kind) {
     match kind {
         Kind::External => {}
         Kind::Embedded(handle) => handle.shutdown().await,
-        Kind::Child(mut child) => {
-            let _ = child.child.start_kill();
-            let _ = tokio::time::timeout(Duration::from_secs(5), child.child.wait()).await;
-            if let Some(dir) = child.pem_dir {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
+        Kind::Child(child) => child.kill(CHILD_STOP_GRACE).await,
     }
 }
 
@@ -196,70 +214,4 @@ fn client_tls(tls: BundledTls, pki: Option<&GeneratedPki>) -> Result<Option<Clie
     let Some(pki) = pki else { return Ok(None) };
     let options = ClientTlsOptions { trust: pki.trust(), insecure: tls == BundledTls::Insecure };
     Ok(Some(ClientTls::new(&options)?))
-}
-
-async fn spawn_child(
-    exe: &PathBuf,
-    faults: &[String],
-    secret: &[u8],
-    pki: Option<&GeneratedPki>,
-) -> Result<(ChildServer, String), SutError> {
-    let pem_dir = match pki {
-        Some(pki) => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .subsec_nanos();
-            let dir = std::env::temp_dir().join(format!("openframe-tls-{}-{nanos}", std::process::id()));
-            let files =
-                pki.write_pem_files(&dir).map_err(|e| SutError::PemFiles(dir.display().to_string(), e))?;
-            Some((dir, files))
-        }
-        None => None,
-    };
-    let mut command = Command::new(exe);
-    command
-        .args(["serve", "--addr", "127.0.0.1:0", "--handshake-timeout", "2s"])
-        .env("OPENFRAME_JWT_SECRET", String::from_utf8_lossy(secret).as_ref())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for fault in faults {
-        command.args(["--fault", fault]);
-    }
-    if let Some((_, files)) = &pem_dir {
-        command.arg("--tls-cert").arg(&files.cert).arg("--tls-key").arg(&files.key);
-    }
-    let mut child =
-        command.spawn().map_err(|source| SutError::Spawn { exe: exe.display().to_string(), source })?;
-    let stderr = child.stderr.take().ok_or_else(|| SutError::NoAddress("no stderr".into()))?;
-    let mut lines = BufReader::new(stderr).lines();
-    let mut seen = Vec::new();
-    let url = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(at) = line.find("wss://").or_else(|| line.find("ws://")) {
-                return Some(line[at..].trim().to_owned());
-            }
-            seen.push(line);
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .ok_or_else(|| SutError::NoAddress(seen.join(" | ")))?;
-    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(8)));
-    let keep = Arc::clone(&tail);
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Ok(mut tail) = keep.lock() {
-                if tail.len() == 8 {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-        }
-    });
-    Ok((ChildServer { child, stderr_tail: tail, pem_dir: pem_dir.map(|(dir, _)| dir) }, url))
 }

@@ -144,8 +144,8 @@ pub struct FileToken {
 /// A token file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenFileError {
-    #[error("reading token file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    #[error("reading token file {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("token file {0} holds no token")]
     Empty(String),
 }
@@ -154,7 +154,7 @@ impl Credentials {
     /// Reads a token file: one token per line; blank lines and `#` comments are skipped.
     pub fn from_token_file(path: &Path) -> Result<Credentials, TokenFileError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| TokenFileError::Read { path: path.display().to_string(), source })?;
+            .map_err(|source| TokenFileError::Read { path: path.display().to_string(), cause: source })?;
         let tokens: Vec<FileToken> = text
             .lines()
             .map(str::trim)

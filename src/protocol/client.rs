@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 use super::codes::ErrorCode;
 use super::data::{ObjectView, Raw, raw_array, raw_str};
+use super::envelope::{Frame, envelope};
 use super::filter::Filters;
 use super::topic::{FieldRule, Topic};
 
@@ -277,19 +278,7 @@ pub fn unsubscribe_json(topics: &[Topic], id: Option<&str>) -> String {
 
 /// Writes a publish message around `data_json`, which must be a JSON object.
 pub fn publish_json(topic: Topic, data_json: &str, id: Option<&str>) -> String {
-    let mut out = String::with_capacity(data_json.len() + 96);
-    out.push_str(r#"{"type":"publish","topic":""#);
-    out.push_str(topic.name());
-    out.push_str(r#"","event":""#);
-    out.push_str(topic.event_kind());
-    out.push_str(r#"","data":"#);
-    out.push_str(data_json);
-    if let Some(id) = id {
-        out.push_str(r#","id":"#);
-        out.push_str(&serde_json::Value::from(id).to_string());
-    }
-    out.push('}');
-    out
+    envelope(Frame::Publish { id }, topic, data_json)
 }
 
 fn topic_list(topics: &[Topic]) -> Vec<&'static str> {

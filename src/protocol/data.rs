@@ -9,8 +9,25 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use super::filter::FieldValue;
 use super::json_scan::{scan_string, scan_value, skip_whitespace};
+
+/// A value of an event's `data` field as far as filtering can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue<'a> {
+    Str(Cow<'a, str>),
+    /// Present, but not a string: never equal to a listed value.
+    NotAString,
+}
+
+impl FieldValue<'_> {
+    /// The same value, borrowing instead of owning.
+    pub fn as_borrowed(&self) -> FieldValue<'_> {
+        match self {
+            FieldValue::Str(s) => FieldValue::Str(Cow::Borrowed(s)),
+            FieldValue::NotAString => FieldValue::NotAString,
+        }
+    }
+}
 
 /// The text of one valid JSON value, as it appeared in its document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +152,21 @@ pub fn raw_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
         return Some(Cow::Borrowed(s));
     }
     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+}
+
+/// A raw JSON value as a string, reading RFC 8259's grammar: like [`raw_str`], but an escape
+/// that decodes to no Unicode scalar value (a lone surrogate) reads as U+FFFD instead of making
+/// the value "not a string". For judging what a server sent, which may echo a client's own
+/// implementation-defined input; the server's own reading of client input stays [`raw_str`].
+pub fn raw_str_lossy(raw: Raw<'_>) -> Option<Cow<'_, str>> {
+    raw_str(raw).or_else(|| {
+        let text = raw.get();
+        if !text.starts_with('"') {
+            return None;
+        }
+        let cleaned = super::json_scan::replace_lone_surrogates(text);
+        serde_json::from_str::<String>(&cleaned).ok().map(Cow::Owned)
+    })
 }
 
 /// A raw JSON value as a number.

@@ -5,30 +5,11 @@
 //! uses this to route events; the harness uses the same function to decide which events a
 //! subscriber must, and must not, receive.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::data::ObjectView;
-
-/// A value of an event's `data` field as far as filtering can tell.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FieldValue<'a> {
-    Str(Cow<'a, str>),
-    /// Present, but not a string: never equal to a listed value.
-    NotAString,
-}
-
-impl FieldValue<'_> {
-    /// The same value, borrowing instead of owning.
-    pub fn as_borrowed(&self) -> FieldValue<'_> {
-        match self {
-            FieldValue::Str(s) => FieldValue::Str(Cow::Borrowed(s)),
-            FieldValue::NotAString => FieldValue::NotAString,
-        }
-    }
-}
+use super::data::{FieldValue, ObjectView};
 
 /// One filter: a key and its allowed values.
 type Entry = (Box<str>, Box<[Box<str>]>);

@@ -7,7 +7,9 @@
 pub mod client;
 pub mod codes;
 pub mod data;
+pub mod envelope;
 pub mod filter;
+pub mod json_depth;
 pub mod json_scan;
 pub mod jwt;
 pub mod server_message;
@@ -16,7 +18,9 @@ pub mod topic;
 
 pub use client::{ClientMessage, Publish, Rejection, Subscribe, Unsubscribe, parse_client_message};
 pub use codes::{ErrorCode, close};
+pub use data::FieldValue;
 pub use data::ObjectView;
-pub use filter::{FieldValue, Filters};
+pub use filter::Filters;
+pub use json_depth::json_depth;
 pub use server_message::{ServerMessage, Violation, ViolationKind, parse_server_message};
 pub use topic::Topic;

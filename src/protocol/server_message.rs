@@ -5,13 +5,18 @@
 //! received event once. It checks what PROTOCOL.md fixes for every message (type, required
 //! fields and their types, RFC 3339 UTC timestamps, event `data` per §3); what a message means in
 //! its context (was this error the right one?) is for the conformance cases and the oracle.
+//!
+//! A message is JSON by RFC 8259's grammar: a string escape that decodes to no Unicode scalar
+//! value (a lone surrogate, which a server may echo from a client's own input) is read as
+//! U+FFFD, not refused; [`has_lone_surrogates`] tells the callers that want to note it.
 
 use std::borrow::Cow;
 
 use serde::Serialize;
 
 use super::codes::ErrorCode;
-use super::data::{ObjectView, Raw, raw_array, raw_str, raw_u64};
+use super::data::{ObjectView, Raw, raw_array, raw_str_lossy, raw_u64};
+use super::envelope::{Frame, envelope};
 use super::timestamp;
 use super::topic::Topic;
 
@@ -136,6 +141,11 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage<'_>, Violation> 
     Ok(message)
 }
 
+/// Whether `text` has a string escape that decodes to no Unicode scalar value.
+pub fn has_lone_surrogates(text: &str) -> bool {
+    matches!(super::json_scan::replace_lone_surrogates(text), Cow::Owned(_))
+}
+
 fn event<'a>(object: &ObjectView<'a>) -> Result<ServerMessage<'a>, Violation> {
     let topic_name = required_str(object, "topic")?;
     let topic = Topic::from_name(&topic_name).ok_or_else(|| {
@@ -177,7 +187,7 @@ fn required_str<'a>(object: &ObjectView<'a>, field: &str) -> Result<Cow<'a, str>
 fn optional_str<'a>(object: &ObjectView<'a>, field: &str) -> Result<Option<Cow<'a, str>>, Violation> {
     match object.get(field) {
         None => Ok(None),
-        Some(raw) => raw_str(raw).map(Some).ok_or_else(|| {
+        Some(raw) => raw_str_lossy(raw).map(Some).ok_or_else(|| {
             Violation::new(ViolationKind::WrongFieldType, format!("`{field}` must be a string"))
         }),
     }
@@ -186,7 +196,7 @@ fn optional_str<'a>(object: &ObjectView<'a>, field: &str) -> Result<Option<Cow<'
 fn topics(object: &ObjectView<'_>) -> Result<Vec<Topic>, Violation> {
     let raw = object.get("topics").ok_or_else(|| missing("topics"))?;
     let names: Vec<Cow<'_, str>> =
-        raw_array(raw).and_then(|items| items.into_iter().map(raw_str).collect()).ok_or_else(|| {
+        raw_array(raw).and_then(|items| items.into_iter().map(raw_str_lossy).collect()).ok_or_else(|| {
             Violation::new(ViolationKind::WrongFieldType, "`topics` must be an array of strings")
         })?;
     names
@@ -270,17 +280,7 @@ pub fn error_json(code: ErrorCode, message: &str, id: Option<&str>) -> String {
 
 /// An event message around `data_json`, which is forwarded byte for byte (§3).
 pub fn event_json(topic: Topic, data_json: &str, timestamp: &str) -> String {
-    let mut out = String::with_capacity(data_json.len() + 100);
-    out.push_str(r#"{"type":"event","topic":""#);
-    out.push_str(topic.name());
-    out.push_str(r#"","event":""#);
-    out.push_str(topic.event_kind());
-    out.push_str(r#"","data":"#);
-    out.push_str(data_json);
-    out.push_str(r#","timestamp":""#);
-    out.push_str(timestamp);
-    out.push_str(r#""}"#);
-    out
+    envelope(Frame::Event { timestamp }, topic, data_json)
 }
 
 #[cfg(test)]
@@ -303,6 +303,23 @@ mod tests {
         }
         let Ok(ServerMessage::Event { data_json, .. }) = parse_server_message(&samples[5]) else { panic!() };
         assert_eq!(data_json.get(), data);
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_are_read_by_the_grammar() {
+        let text = r#"{"type":"error","code":"SUBSCRIPTION_ERROR","message":"Invalid topic: \ude00","id":"s\ud800","timestamp":"2024-03-20T10:00:00Z"}"#;
+        let Ok(ServerMessage::Error { message, id, .. }) = parse_server_message(text) else {
+            panic!("{text}")
+        };
+        assert_eq!((&*message, id.as_deref()), ("Invalid topic: \u{fffd}", Some("s\u{fffd}")));
+        assert!(has_lone_surrogates(text));
+        assert!(!has_lone_surrogates(r#"{"a":"\ud83d\ude00"}"#));
+        let confirmed =
+            r#"{"type":"subscription_confirmed","topics":["\udc00"],"timestamp":"2024-03-20T10:00:00Z"}"#;
+        assert_eq!(
+            parse_server_message(confirmed).map(|_| ()).unwrap_err().kind,
+            ViolationKind::UnknownTopic
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::hlog::{metrics_with_intervals, write_hlog};
 use super::html::write_html;
 use super::junit::{JunitCase, JunitVerdict, write_junit};
 use super::md::write_md;
-use super::model::RunReport;
+use crate::results::model::RunReport;
 
 /// The formats rendered from `report.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

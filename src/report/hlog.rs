@@ -14,8 +14,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 
-use super::model::RunReport;
 use crate::metrics::histogram::{Latency, decode, new_histogram};
+use crate::results::model::RunReport;
 
 /// Nanoseconds per recorded unit (microseconds).
 const NANOS_PER_UNIT: u64 = 1_000;
@@ -88,7 +88,7 @@ fn start_seconds(started_at: &str) -> f64 {
 mod tests {
     use super::*;
     use crate::metrics::histogram::{encode, record};
-    use crate::report::model::Interval;
+    use crate::results::model::Interval;
     use hdrhistogram::Histogram;
     use hdrhistogram::serialization::Deserializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};

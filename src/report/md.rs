@@ -3,7 +3,8 @@
 
 use std::io::{self, Write};
 
-use super::model::RunReport;
+use super::summary;
+use crate::results::model::RunReport;
 use crate::util::duration::format_micros;
 
 /// Latency rows shown, in order (the HTML report uses them too).
@@ -66,33 +67,12 @@ pub fn write_md<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
         writeln!(w, "\n| gate | observed | |\n|---|---|---|")?;
         for gate in &report.gates {
             let mark = if gate.passed { "✅ pass" } else { "❌ FAIL" };
-            writeln!(w, "| `{}` | {} | {mark} |", gate.expr, gate.observed)?;
+            let default = if gate.default { " (default)" } else { "" };
+            writeln!(w, "| `{}`{default} | {} | {mark} |", gate.expr, gate.observed)?;
         }
     }
-    let c = &report.counters;
-    writeln!(
-        w,
-        "\n**Delivery:** {} published, {} expected, {} delivered, {} missing, {} duplicated, {} out of order, {} filter violations, {} after unsubscribe, {} uncertain.",
-        c.events_published,
-        c.events_expected,
-        c.events_delivered,
-        c.events_missing,
-        c.events_duplicated,
-        c.events_out_of_order,
-        c.filter_violations,
-        c.events_after_unsubscribe,
-        c.events_uncertain
-    )?;
-    writeln!(
-        w,
-        "**Connections:** {} opened, {} failed, {} auth rejected, {} unexpected closes, {} slow-consumer closes; {} protocol violations.",
-        c.connections_opened,
-        c.connections_failed,
-        c.auth_rejected,
-        c.unexpected_closes,
-        c.slow_consumer_closes,
-        c.protocol_violations
-    )?;
+    writeln!(w, "\n**Delivery:** {}.", summary::delivery(&report.counters))?;
+    writeln!(w, "**Connections:** {}.", summary::connections(&report.counters))?;
     writeln!(
         w,
         "\n| latency | count | p50 | p90 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|"
@@ -180,12 +160,12 @@ impl ServerPeaks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::GateResult;
+    use crate::results::model::GateResult;
 
     #[test]
     fn gives_the_servers_peak_cpu_and_memory_when_it_was_scraped() {
-        use crate::report::model::Interval;
-        use crate::report::server_sample::ServerSample;
+        use crate::results::model::Interval;
+        use crate::results::server_sample::ServerSample;
         let mut report = RunReport::empty("s");
         for (t, cpu_s, rss_bytes) in [(1.0, 1.0, 10 << 20), (2.0, 1.5, 30 << 20), (3.0, 1.75, 20 << 20)] {
             let server = Some(ServerSample { cpu_s, rss_bytes, connections: 4, ..ServerSample::default() });
@@ -213,13 +193,14 @@ mod tests {
             expr: "counters.events_missing == 0".into(),
             observed: "3".into(),
             passed: false,
+            default: true,
         });
         report.counters.events_missing = 3;
         let mut out = Vec::new();
         write_md(&mut out, &report).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("`smoke`: FAILED"));
-        assert!(text.contains("| `counters.events_missing == 0` | 3 | ❌ FAIL |"));
+        assert!(text.contains("| `counters.events_missing == 0` (default) | 3 | ❌ FAIL |"));
         assert!(text.contains("3 missing"));
         assert!(text.lines().count() < 40);
     }

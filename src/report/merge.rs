@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{GroupReport, Interval, LatencySummary, RunReport, TlsReport};
 use crate::metrics::histogram::{self, Latency, decode, encode, summarize};
-use crate::scenario::gates::{Gate, apply_gates};
+use crate::report::gates::{Gate, apply_gates};
+use crate::results::model::{GroupReport, Interval, LatencySummary, RunReport, TlsReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
@@ -85,7 +85,9 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
         .map(|g| {
             let (metric, condition) = g.expr.split_once(' ').unwrap_or((&g.expr, ""));
             let names: Vec<&str> = merged.groups.iter().map(|g| g.name.as_str()).collect();
-            Gate::parse(metric, condition, &names).map_err(|e| MergeError::Gate(g.expr.clone(), e))
+            Gate::parse(metric, condition, &names)
+                .map(|gate| Gate { default: g.default, ..gate })
+                .map_err(|e| MergeError::Gate(g.expr.clone(), e))
         })
         .collect::<Result<Vec<_>, _>>()?;
     apply_gates(&mut merged, &gates);
@@ -190,7 +192,7 @@ fn merge_harness(merged: &mut RunReport, reports: &[RunReport]) {
 mod tests {
     use super::*;
     use crate::metrics::histogram::{new_histogram, record};
-    use crate::report::model::GateResult;
+    use crate::results::model::GateResult;
 
     fn shard(values: &[u64], missing: u64, clients: u64) -> RunReport {
         let mut report = RunReport::empty("s");
@@ -209,6 +211,7 @@ mod tests {
             expr: "counters.events_missing == 0".into(),
             observed: missing.to_string(),
             passed: missing == 0,
+            default: true,
         });
         report
     }
@@ -231,6 +234,7 @@ mod tests {
         assert_eq!(merged.counters.events_missing, 3);
         assert!(!merged.gates[0].passed);
         assert_eq!(merged.gates[0].observed, "3");
+        assert!(merged.gates[0].default, "a default gate stays one through the merge");
         assert!(!merged.passed);
     }
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::model::RunReport;
+use crate::results::model::RunReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

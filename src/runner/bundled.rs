@@ -3,19 +3,17 @@
 //! `serve` processes on one port over a Redis broker started for the run (PROTOCOL.md holds
 //! across them; see docs/ARCHITECTURE.md, "The server as a cluster").
 
-use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::RunError;
 use crate::server::ServerHandle;
+use crate::server::child::{ServeChild, ServeCommand};
 use crate::tls::GeneratedPki;
-use crate::tls::generate::PemFiles;
 
 /// CPU priority of the server cluster's processes, below the harness's (0): on a machine that
 /// runs both, the instrument reads what the server has sent as soon as it is there, and the
@@ -47,13 +45,12 @@ impl Bundled {
         }
     }
 
-    /// The `/metrics` URL of every process of the server.
+    /// The `/metrics` URL of every process of the server (a cluster's workers each at their own
+    /// address; the shared port answers from whichever worker the kernel picks).
     pub fn metrics_urls(&self) -> Vec<String> {
         match self {
             Bundled::InProcess(server) => vec![format!("{}/metrics", server.http_url())],
-            Bundled::Cluster(cluster) if !cluster.process_metrics.is_empty() => {
-                cluster.process_metrics.clone()
-            }
+            Bundled::Cluster(cluster) if !cluster.process_metrics.is_empty() => cluster.process_metrics.clone(),
             Bundled::Cluster(cluster) => vec![format!("{}/metrics", cluster.http_url)],
         }
     }
@@ -84,53 +81,17 @@ pub struct ClusterSpec {
 #[derive(Debug)]
 pub struct Cluster {
     broker: Child,
-    serve: Child,
+    serve: ServeChild,
     ws_url: String,
     http_url: String,
-    /// Each worker process's own `/metrics` (the shared port answers from any one of them).
+    /// Each worker process's own `/metrics`, as the supervisor named their addresses.
     process_metrics: Vec<String>,
-    /// Kept until the cluster is dropped.
-    _tls_files: Option<TlsFiles>,
-}
-
-/// The generated certificate and key handed to `serve`, in a folder removed on drop.
-#[derive(Debug)]
-struct TlsFiles {
-    dir: PathBuf,
-    files: PemFiles,
-}
-
-impl TlsFiles {
-    fn write(pki: &GeneratedPki) -> Result<TlsFiles, RunError> {
-        let dir = std::env::temp_dir().join(format!("openframe-harness-cluster-{}", std::process::id()));
-        let files = pki
-            .write_pem_files(&dir)
-            .map_err(|e| RunError::Workers(format!("cannot write {}: {e}", dir.display())))?;
-        Ok(TlsFiles { dir, files })
-    }
-
-    fn serve_flags(&self) -> Vec<&OsStr> {
-        vec![
-            "--tls-cert".as_ref(),
-            self.files.cert.as_os_str(),
-            "--tls-key".as_ref(),
-            self.files.key.as_os_str(),
-        ]
-    }
-}
-
-impl Drop for TlsFiles {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 impl Cluster {
     /// Starts a Redis broker on a free loopback port, then the server cluster over it; with
     /// `pki`, the cluster serves `wss://` with its certificate.
     pub async fn start(spec: &ClusterSpec, pki: Option<&GeneratedPki>) -> Result<Cluster, RunError> {
-        let tls_files = pki.map(TlsFiles::write).transpose()?;
-        let tls_flags = tls_files.as_ref().map(TlsFiles::serve_flags).unwrap_or_default();
         let redis = which("redis-server").ok_or_else(|| {
             RunError::Preflight(
                 "the scenario asks for a server cluster (cluster_workers), which needs a Redis broker and \
@@ -153,84 +114,49 @@ impl Cluster {
         }
         let exe = std::env::current_exe()
             .map_err(|e| RunError::Workers(format!("cannot find my own executable: {e}")))?;
-        let mut serve = Command::new(exe);
-        serve
-            .args(["serve", "--addr", "127.0.0.1:0", "--workers", &spec.workers.to_string()])
-            .args(["--broker", &format!("redis://127.0.0.1:{port}"), "--status-interval", "0s"])
-            .args(&spec.serve_flags)
-            .args(tls_flags)
-            .env("OPENFRAME_JWT_SECRET", String::from_utf8_lossy(&spec.secret).into_owned())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        // SAFETY: setpriority is async-signal-safe; it only lowers the child's own priority.
-        unsafe {
-            serve.pre_exec(|| {
-                libc::setpriority(libc::PRIO_PROCESS, 0, SERVER_NICENESS);
-                Ok(())
-            });
-        }
-        let mut serve =
-            serve.spawn().map_err(|e| RunError::Workers(format!("cannot start the server cluster: {e}")))?;
-        let Some(stderr) = serve.stderr.take() else {
-            return Err(RunError::Workers("the server cluster's messages cannot be read".into()));
+        let workers = spec.workers.to_string();
+        let broker_url = format!("redis://127.0.0.1:{port}");
+        let mut command = ServeCommand::new(exe, &spec.secret)
+            .args(["--addr", "127.0.0.1:0", "--workers", workers.as_str()])
+            .args(["--broker", broker_url.as_str(), "--status-interval", "0s"])
+            .args(spec.serve_flags.iter().map(String::as_str));
+        command.niceness = Some(SERVER_NICENESS);
+        command.own_process_group = true;
+        command.echo_stderr = Some("server: ");
+        command.start_timeout = START_TIMEOUT;
+        let serve = match ServeChild::spawn(command, pki).await {
+            Ok(serve) => serve,
+            Err(error) => {
+                let _ = broker.kill().await;
+                return Err(RunError::Workers(format!("the server cluster: {error}")));
+            }
         };
-        let mut lines = BufReader::new(stderr).lines();
-        let listening = tokio::time::timeout(START_TIMEOUT, async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let url = line.split_whitespace().find(|w| w.starts_with("ws://") || w.starts_with("wss://"));
-                if let Some(url) = url {
-                    return Some(url.to_owned());
-                }
-                eprintln!("server: {line}");
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten();
-        let Some(ws_url) = listening else {
-            let _ = serve.kill().await;
-            let _ = broker.kill().await;
-            return Err(RunError::Workers("the server cluster did not report its address".into()));
-        };
-        // The supervisor names each worker's own address next; their /metrics are scraped apart.
-        let mut process_metrics = Vec::new();
-        let _ = tokio::time::timeout(START_TIMEOUT, async {
-            while process_metrics.len() < spec.workers as usize {
-                let Ok(Some(line)) = lines.next_line().await else { break };
-                if let Some((_, rest)) = line.split_once("own address ")
-                    && let Some(url) = rest.split_whitespace().next()
-                {
-                    process_metrics.push(format!("{url}/metrics"));
-                }
-                eprintln!("server: {line}");
-            }
-        })
-        .await;
-        // Keep passing the cluster's later messages on (a worker that dies says so).
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("server: {line}");
-            }
-        });
-        let http_url = super::super::scenario::plan::derive_http_url(&ws_url).unwrap_or_default();
-        Ok(Cluster { broker, serve, ws_url, http_url, process_metrics, _tls_files: tls_files })
+        let ws_url = serve.ws_url().to_owned();
+        let http_url = crate::util::url::derive_http_url(&ws_url).unwrap_or_default();
+        // The supervisor names each worker's own address right after the shared one.
+        let workers = spec.workers as usize;
+        let said = serve
+            .lines_after_address(|lines| worker_metrics(lines).len() >= workers, Duration::from_secs(5))
+            .await;
+        let process_metrics = worker_metrics(&said);
+        Ok(Cluster { broker, serve, ws_url, http_url, process_metrics })
     }
 
     /// SIGTERM to the cluster (every connection gets 1001), then the broker.
     pub async fn stop(mut self) {
-        if let Some(pid) = self.serve.id() {
-            // SAFETY: signalling our own child process.
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        }
-        if tokio::time::timeout(Duration::from_secs(15), self.serve.wait()).await.is_err() {
-            let _ = self.serve.kill().await;
-        }
+        self.serve.stop(Duration::from_secs(15)).await;
         let _ = self.broker.kill().await;
         let _ = self.broker.wait().await;
     }
+}
+
+/// `…own address http://127.0.0.1:PORT …` lines → `http://127.0.0.1:PORT/metrics`.
+fn worker_metrics(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|line| line.split_once("own address ")?.1.split_whitespace().next())
+        .map(|url| format!("{url}/metrics"))
+        .collect()
 }
 
 fn free_port() -> Result<u16, RunError> {
@@ -254,4 +180,22 @@ async fn wait_for_port(port: u16) -> Result<(), RunError> {
 fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workers_metrics_are_read_from_the_supervisors_lines() {
+        let lines: Vec<String> = [
+            "  open files: 1024 per worker",
+            "  worker 0: pid 11, own address http://127.0.0.1:4001 (its own /metrics, /healthz, /v1/ws)",
+            "  worker 1: pid 12, own address https://127.0.0.1:4002 (its own /metrics, /healthz, /v1/ws)",
+            "  http://127.0.0.1:4000/metrics and /healthz answer from whichever worker the kernel picks",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(worker_metrics(&lines), ["http://127.0.0.1:4001/metrics", "https://127.0.0.1:4002/metrics"]);
+    }
 }

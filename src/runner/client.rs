@@ -6,17 +6,17 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::{Instant, sleep};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::connect::{Connected, WsStream};
-use super::content::mix64;
 use super::context::{GroupRuntime, ShardCtx};
-use super::session::{ANSWER_TIMEOUT, End, Session};
-use crate::metrics::LatencyMetric;
-use crate::protocol::{ErrorCode, ServerMessage, ViolationKind, close, parse_server_message};
+use super::session::{ANSWER_TIMEOUT, End, Session, random_between};
+use crate::protocol::{ErrorCode, ServerMessage, close, parse_server_message};
+use crate::results::LatencyMetric;
+use crate::util::mix::mix64;
 
 /// Pause before reconnecting after a failure or a cut.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
@@ -94,14 +94,6 @@ async fn pause(ctx: &ShardCtx, wait: Duration) -> bool {
     }
 }
 
-pub(super) fn random_between(rng: &mut ChaCha8Rng, low: Duration, high: Duration) -> Duration {
-    if high <= low {
-        low
-    } else {
-        Duration::from_secs_f64(rng.random_range(low.as_secs_f64()..high.as_secs_f64()))
-    }
-}
-
 /// Waits for `connection_established`; records the connect latency (and its upgrade part).
 async fn await_established(
     ctx: &ShardCtx,
@@ -135,11 +127,16 @@ async fn await_established(
                 stats.counters[group].protocol_violations += 1;
             }
             drop(stats);
-            ctx.sample("not_established", "first message is not connection_established", &text, &g.plan.name);
+            ctx.sample(
+                "not_established",
+                "first message is not connection_established (§2)",
+                &text,
+                &g.plan.name,
+            );
             None
         }
         Err(violation) => {
-            record_violation(&mut stats, group, violation.kind);
+            stats.record_violation(group, violation.kind);
             drop(stats);
             ctx.sample("protocol_violation", violation.detail, &text, &g.plan.name);
             None
@@ -175,13 +172,18 @@ async fn expect_rejection(ctx: &ShardCtx, g: &GroupRuntime, ws: &mut WsStream) {
         _ => {
             ctx.stats.borrow_mut().counters[group].protocol_violations += 1;
             let text = first.as_deref().unwrap_or_default();
-            ctx.sample("auth_no_error", "an invalid token did not get AUTH_ERROR first", text, &g.plan.name);
+            ctx.sample(
+                "auth_no_error",
+                "an invalid token did not get AUTH_ERROR first (§2)",
+                text,
+                &g.plan.name,
+            );
         }
     }
     let code = tokio::time::timeout(ANSWER_TIMEOUT, close_code(ws)).await.ok().flatten();
     if code != Some(close::POLICY_VIOLATION) {
         ctx.stats.borrow_mut().counters[group].protocol_violations += 1;
-        ctx.sample("auth_close_code", format!("closed with {code:?}, expected 1008"), "", &g.plan.name);
+        ctx.sample("auth_close_code", format!("closed with {code:?}, expected 1008 (§2)"), "", &g.plan.name);
     }
 }
 
@@ -206,9 +208,4 @@ async fn close_code(ws: &mut WsStream) -> Option<u16> {
         }
     }
     None
-}
-
-pub(super) fn record_violation(stats: &mut crate::metrics::ShardStats, group: usize, kind: ViolationKind) {
-    stats.counters[group].protocol_violations += 1;
-    *stats.violations.entry(kind).or_default() += 1;
 }

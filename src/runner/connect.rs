@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::metrics::{LatencyMetric, ShardStats};
+use crate::metrics::ShardStats;
+use crate::results::LatencyMetric;
 use crate::tls::client::server_name;
 use crate::tls::{ClientStream, ClientTls, ClientTlsOptions, Handshake, TlsError};
 

@@ -13,7 +13,7 @@ use super::connect::Connector;
 use super::content::{AdmissionTable, ContentModel};
 use super::credentials::Credentials;
 use crate::metrics::ShardStats;
-use crate::report::model::Sample;
+use crate::results::model::Sample;
 use crate::scenario::Plan;
 use crate::scenario::plan::GroupPlan;
 

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use super::context::RunShared;
-use crate::metrics::LatencyMetric;
 use crate::metrics::aggregator::Totals;
 use crate::metrics::histogram::{encode, summarize};
 use crate::protocol::timestamp::format_rfc3339_millis;
-use crate::report::model::{Counters, Environment, GroupReport, HarnessReport, RunReport, TlsReport};
-use crate::scenario::gates::apply_gates;
+use crate::report::gates::apply_gates;
+use crate::results::LatencyMetric;
+use crate::results::model::{Counters, Environment, GroupReport, HarnessReport, RunReport, TlsReport};
 use crate::util::duration::format_duration;
 use crate::util::process;
 

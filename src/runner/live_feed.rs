@@ -16,12 +16,13 @@ use super::EmbeddedServer;
 use crate::live::{LatencyBuckets, LiveSecond, LiveServer, LiveSnapshot, RunState};
 use crate::metrics::aggregator::{IntervalHook, Totals};
 use crate::metrics::progress::ProgressLine;
-use crate::metrics::{Histograms, LatencyMetric};
-use crate::report::model::Counters;
-use crate::report::server_sample::ServerSample;
+use crate::metrics::Histograms;
+use crate::results::LatencyMetric;
+use crate::results::model::Counters;
+use crate::results::server_sample::ServerSample;
 use crate::scenario::Plan;
+use crate::scenario::plan::TargetPlan;
 use crate::telemetry::{Scraper, metrics_url_next_to, parse_metrics_url};
-use crate::tls::ClientTls;
 use crate::util::process;
 
 /// The latency metrics the endpoint exports as Prometheus histograms.
@@ -169,21 +170,16 @@ const PROBE_WAIT: Duration = Duration::from_secs(2);
 /// The scraper of the run's target: `[target] metrics_url`; the bundled server's processes;
 /// or the `/metrics` next to an external target's `/v1/ws` when it answers (else none, said
 /// in one line).
-pub(crate) async fn scraper_for(
-    plan: &Plan,
-    embedded: Option<&EmbeddedServer>,
-    ws_url: &str,
-    tls: Option<ClientTls>,
-    quiet: bool,
-) -> Option<Scraper> {
-    let (urls, probe) = match (&plan.metrics_url, embedded) {
-        (Some(url), _) => (vec![url.clone()], false),
-        (None, Some(embedded)) => (embedded.server.metrics_urls(), false),
-        (None, None) => (vec![metrics_url_next_to(ws_url)?], true),
+pub(crate) async fn scraper_for(plan: &Plan, embedded: Option<&EmbeddedServer>, quiet: bool) -> Option<Scraper> {
+    let (urls, probe) = match (&plan.metrics_url, embedded, &plan.target) {
+        (Some(url), _, _) => (vec![url.clone()], false),
+        (None, Some(embedded), _) => (embedded.server.metrics_urls(), false),
+        (None, None, TargetPlan::External { ws_url, .. }) => (vec![metrics_url_next_to(ws_url)?], true),
+        (None, None, TargetPlan::Embedded { .. }) => return None,
     };
     let mut targets = Vec::with_capacity(urls.len());
     for url in &urls {
-        match parse_metrics_url(url, tls.clone()) {
+        match parse_metrics_url(url) {
             Ok(target) => targets.push(target),
             Err(error) => {
                 if !quiet {
@@ -193,7 +189,20 @@ pub(crate) async fn scraper_for(
             }
         }
     }
-    let scraper = Scraper::new(targets);
+    // An https endpoint is checked as the clients check the target (the bundled server's CA).
+    let tls = match urls.iter().any(|u| u.starts_with("https://")) {
+        true => match super::client_tls(plan, embedded, "wss://", "https://") {
+            Ok(tls) => tls,
+            Err(error) => {
+                if !quiet {
+                    eprintln!("target metrics: off ({error})");
+                }
+                return None;
+            }
+        },
+        false => None,
+    };
+    let scraper = Scraper::new(targets, tls);
     if probe && !scraper.answers(PROBE_WAIT).await {
         if !quiet {
             eprintln!(

@@ -49,7 +49,7 @@ use shard::ShardAssignment;
 
 use crate::metrics::aggregator::{self, AggregatorConfig};
 use crate::metrics::progress::Progress;
-use crate::report::model::RunReport;
+use crate::results::model::RunReport;
 use crate::scenario::Plan;
 use crate::scenario::plan::{CredentialSource, TargetPlan};
 use crate::server::{self, ServerConfig};
@@ -201,13 +201,30 @@ pub(crate) fn client_tls(
     ClientTls::new(&options).map(Some).map_err(|source| tls_error(ws_url, source))
 }
 
+/// A run's steps: reach the target, build what every thread shares, drive the threads to the
+/// end (or the interruption) and write the report.
 async fn run_against(
     plan: Plan,
     options: RunOptions,
     embedded: Option<&EmbeddedServer>,
 ) -> Result<RunReport, RunError> {
+    let (connector, http_url) = reach_target(&plan, &options, embedded).await?;
+    let scraper = live_feed::scraper_for(&plan, embedded, options.quiet).await;
+    let run = Arc::new(shared_state(plan, &options, connector, http_url)?);
+    let (totals, usage, interrupted) = drive(&run, &options, embedded, scraper).await?;
+    Ok(finish::report(&run, totals, usage, interrupted))
+}
+
+/// Checks this process's sockets, then opens one connection the way every client will: a
+/// certificate the clients would refuse stops the run here, as what it is (exit 3), instead of
+/// as thousands of failed connections. Returns the connector and the target's HTTP URL.
+async fn reach_target(
+    plan: &Plan,
+    options: &RunOptions,
+    embedded: Option<&EmbeddedServer>,
+) -> Result<(Connector, String), RunError> {
     let shard = options.shard.map(|s| (s.index, s.count));
-    let sources = preflight::for_this_process(&plan, &preflight::Machine::read(), shard)
+    let sources = preflight::for_this_process(plan, &preflight::Machine::read(), shard)
         .map_err(|e| RunError::Preflight(e.0))?;
     let (ws_url, http_url) = match (&plan.target, embedded) {
         (TargetPlan::External { ws_url, http_url }, _) => (ws_url.clone(), http_url.clone()),
@@ -216,8 +233,7 @@ async fn run_against(
             unreachable!("the bundled server is started for an embedded target")
         }
     };
-    let tls = client_tls(&plan, embedded, &ws_url, &http_url)?;
-    let tls_for_metrics = tls.clone();
+    let tls = client_tls(plan, embedded, &ws_url, &http_url)?;
     let unreachable = |source| match source {
         ConnectError::Tls(source) => RunError::Tls { target: ws_url.clone(), source },
         source => RunError::Unreachable { target: ws_url.clone(), source },
@@ -226,10 +242,18 @@ async fn run_against(
         .await
         .map_err(unreachable)?
         .with_sources(sources);
-    // TCP, and for wss:// the TLS handshake: a certificate the clients would refuse stops the
-    // run here, as what it is (exit 3), instead of as thousands of failed connections.
     connector.open(&connector.session(), None, 0).await.map_err(unreachable)?;
+    Ok((connector, http_url))
+}
 
+/// Everything the run's threads share: the clock and its start, the publishers' schedules and
+/// contents, the publisher board, the groups and the credentials.
+fn shared_state(
+    plan: Plan,
+    options: &RunOptions,
+    connector: Connector,
+    http_url: String,
+) -> Result<RunShared, RunError> {
     let clock = RunClock::new();
     // Give the shards a moment to start before the first client is due.
     let start_us = options.start_at_us.unwrap_or_else(|| clock.now_us() + 200_000);
@@ -250,13 +274,8 @@ async fn run_against(
         None => PublisherBoard::new(plan.publishers.len()),
     });
     let groups = RunShared::group_runtimes(&plan, &board, &schedules, &contents);
-    let scraper =
-        live_feed::scraper_for(&plan, embedded, &ws_url, tls_for_metrics.clone(), options.quiet).await;
-    let shards = plan.harness.threads;
-    let assignments = assign(&plan, shards, options.shard);
-    let stop = CancellationToken::new();
     let credentials = Credentials::new(plan.credentials.clone(), plan.token_ttl);
-    let run = Arc::new(RunShared {
+    Ok(RunShared {
         plan,
         run_id,
         clock,
@@ -268,15 +287,26 @@ async fn run_against(
         schedules,
         contents,
         groups,
-        stop: stop.clone(),
-    });
+        stop: CancellationToken::new(),
+    })
+}
 
+/// Starts the aggregator and one thread per shard, waits for the run's end or an interrupt,
+/// stops the threads and returns the aggregated totals, what the run cost, and whether it was
+/// interrupted.
+async fn drive(
+    run: &Arc<RunShared>,
+    options: &RunOptions,
+    embedded: Option<&EmbeddedServer>,
+    scraper: Option<crate::telemetry::Scraper>,
+) -> Result<(aggregator::Totals, finish::Usage, bool), RunError> {
+    let shards = run.plan.harness.threads;
     let (server_tx, server_rx) = tokio::sync::watch::channel(None);
-    let scraping = scraper.map(|s| tokio::spawn(live_feed::scrape_each_second(s, server_tx, stop.clone())));
+    let scraping = scraper.map(|s| tokio::spawn(live_feed::scrape_each_second(s, server_tx, run.stop.clone())));
     let on_interval = options.live.clone().map(|live| {
         let labels = live_feed::RunLabels {
             scenario: run.plan.name.clone(),
-            run_id: run_id.to_string(),
+            run_id: run.run_id.to_string(),
             shard: options.shard.map(|s| format!("{}/{}", s.index, s.count)),
         };
         live_feed::interval_hook(live, labels)
@@ -301,18 +331,18 @@ async fn run_against(
     let cpu_before = process::cpu_time();
     let wall_start = Instant::now();
     let mut threads = Vec::with_capacity(shards);
-    for assignment in assignments {
+    for assignment in assign(&run.plan, shards, options.shard) {
         threads
-            .push(shard::spawn(Arc::clone(&run), assignment, reports_tx.clone()).map_err(RunError::Thread)?);
+            .push(shard::spawn(Arc::clone(run), assignment, reports_tx.clone()).map_err(RunError::Thread)?);
     }
     drop(reports_tx);
 
-    let end = run.clock.instant_at(start_us) + run.plan.duration;
+    let end = run.clock.instant_at(run.start_us) + run.plan.duration;
     let interrupted = tokio::select! {
         _ = tokio::time::sleep_until(end.into()) => false,
         _ = options.interrupt.cancelled() => true,
     };
-    stop.cancel();
+    run.stop.cancel();
     let totals = aggregator.await.unwrap_or_default();
     if let Some(scraping) = scraping {
         let _ = scraping.await;
@@ -325,7 +355,7 @@ async fn run_against(
         wall: wall_start.elapsed(),
         server_in_process: embedded.is_some_and(|e| e.server.in_process()),
     };
-    Ok(finish::report(&run, totals, usage, interrupted))
+    Ok((totals, usage, interrupted))
 }
 
 /// Deals clients and publishers to threads round robin, clients in connect order; with

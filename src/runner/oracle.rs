@@ -17,7 +17,7 @@
 //! forbidden** when the filters exclude it (judged by the caller) or it was sent after the
 //! `unsubscription_confirmed` arrived; **uncertain** otherwise (counted, never as loss).
 
-use crate::report::model::Counters;
+use crate::results::model::Counters;
 
 /// What the oracle needs to know about publishers, from the subscriber's group's point of view.
 pub trait PublisherFacts {

@@ -17,10 +17,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::connect::{ClientSession, Connected, WsStream};
 use super::context::ShardCtx;
-use crate::metrics::LatencyMetric;
 use crate::protocol::client::publish_json;
 use crate::protocol::data::{ObjectView, raw_u64};
+use crate::protocol::envelope::{Frame, envelope};
 use crate::protocol::server_message::{ServerMessage, parse_server_message};
+use crate::results::LatencyMetric;
 use crate::scenario::plan::{Credential, Via};
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -285,12 +286,8 @@ async fn publish_over_http(ctx: &ShardCtx, p: usize) {
             }
         }
         let Some(http) = connection.as_mut() else { continue };
-        let body = format!(
-            r#"{{"topic":"{}","event":"{}","data":{}}}"#,
-            content.topic,
-            content.topic.event_kind(),
-            content.data_json(seq, intended_us, run.board.answered(p))
-        );
+        let data = content.data_json(seq, intended_us, run.board.answered(p));
+        let body = envelope(Frame::HttpBody, content.topic, &data);
         record_send(ctx, intended_us);
         in_flight.sent.push_back((seq, Instant::now()));
         match http.post(body).await {

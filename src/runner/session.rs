@@ -5,19 +5,19 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use super::client::{random_between, record_violation};
 use super::connect::WsStream;
 use super::content::read_tag;
 use super::context::{GroupRuntime, ShardCtx};
 use super::oracle::{ConnectionOracle, Judgement, Phase};
-use crate::metrics::LatencyMetric;
 use crate::protocol::client::{subscribe_json, unsubscribe_json};
 use crate::protocol::{ObjectView, ServerMessage, Topic, ViolationKind, close, parse_server_message};
+use crate::results::LatencyMetric;
 use crate::scenario::plan::Stall;
 
 /// Time to wait for an answer that must come (confirmation, auth verdict, close).
@@ -180,7 +180,7 @@ impl<'a> Session<'a> {
                     match message {
                         Ok(Message::Text(text)) => self.on_text(&text),
                         Ok(Message::Binary(data)) => {
-                            self.violation(ViolationKind::BinaryFrame, "binary frame from the server", &format!("{} bytes", data.len()));
+                            self.violation(ViolationKind::BinaryFrame, "binary frame from the server (§1: application messages are UTF-8 JSON objects in text frames)", &format!("{} bytes", data.len()));
                         }
                         Ok(Message::Close(frame)) => break self.on_close(frame.map(|f| u16::from(f.code))),
                         Ok(_) => {}
@@ -272,7 +272,7 @@ impl<'a> Session<'a> {
                     if topics != self.g.plan.topics {
                         self.violation(
                             ViolationKind::WrongFieldType,
-                            "confirmed topics differ from the subscribe's",
+                            "confirmed topics differ from the subscribe's (§4.1: the topics in the order the request first named them, duplicates removed)",
                             text,
                         );
                     }
@@ -345,13 +345,17 @@ impl<'a> Session<'a> {
         let Some(content) = run.contents.get(p).filter(|c| c.topic == topic) else {
             self.violation(
                 ViolationKind::UnknownTopic,
-                "event on a topic its publisher does not publish to",
+                "event on a topic its publisher does not publish to (§3: data arrives exactly as published, so its tag names the publisher)",
                 text,
             );
             return;
         };
         if content.mixed_value(tag.seq) != mixed_field(topic, data).as_deref().unwrap_or_default() {
-            self.violation(ViolationKind::InvalidEventData, "event data changed in transit", text);
+            self.violation(
+                ViolationKind::InvalidEventData,
+                "event data changed in transit (§3: `data` MUST arrive exactly as published)",
+                text,
+            );
         }
         let group = self.g.index;
         let mut stats = self.ctx.stats.borrow_mut();
@@ -449,7 +453,7 @@ impl<'a> Session<'a> {
     }
 
     fn violation(&self, kind: ViolationKind, detail: &str, text: &str) {
-        record_violation(&mut self.ctx.stats.borrow_mut(), self.g.index, kind);
+        self.ctx.stats.borrow_mut().record_violation(self.g.index, kind);
         self.ctx.sample("protocol_violation", detail, text, &self.g.plan.name);
     }
 
@@ -462,4 +466,13 @@ impl<'a> Session<'a> {
 /// The value of the field the publisher's mix chooses (`severity` for alerts, else `status`).
 fn mixed_field<'a>(topic: Topic, data: &ObjectView<'a>) -> Option<std::borrow::Cow<'a, str>> {
     data.get_str(if topic == Topic::Alerts { "severity" } else { "status" })
+}
+
+/// A uniform draw in `[low, high)`; `low` when the range is empty.
+pub(super) fn random_between(rng: &mut ChaCha8Rng, low: Duration, high: Duration) -> Duration {
+    if high <= low {
+        low
+    } else {
+        Duration::from_secs_f64(rng.random_range(low.as_secs_f64()..high.as_secs_f64()))
+    }
 }

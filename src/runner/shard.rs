@@ -12,7 +12,8 @@ use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 
 use super::context::{RunShared, ShardCtx};
 use super::{client, publisher};
-use crate::metrics::{LatencyMetric, ShardReport};
+use crate::metrics::ShardReport;
+use crate::results::LatencyMetric;
 use crate::util::process;
 
 /// What one shard runs.

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::{RunError, RunOptions, start_embedded};
 use crate::metrics::progress::{ProgressLine, show_line};
 use crate::report::merge::merge;
-use crate::report::model::RunReport;
+use crate::results::model::RunReport;
 use crate::scenario::Plan;
 use crate::scenario::plan::{CredentialSource, TargetPlan};
 
@@ -63,6 +63,8 @@ pub async fn run(plan: Plan, setup: WorkerSetup, options: RunOptions) -> Result<
     Ok(report)
 }
 
+/// Runs the workers through their phases: start them all for one instant, relay their
+/// progress (and a Ctrl-C) until they finish, then merge their reports.
 async fn coordinate(
     plan: &Plan,
     setup: &WorkerSetup,
@@ -70,19 +72,44 @@ async fn coordinate(
     target: &str,
     ca_cert: Option<&Path>,
 ) -> Result<RunReport, RunError> {
-    let count = setup.workers.max(1);
     std::fs::create_dir_all(&setup.folder)
         .map_err(|e| RunError::Workers(format!("cannot create {}: {e}", setup.folder.display())))?;
     let board = setup.folder.join("publisher-board");
     let _ = std::fs::remove_file(&board);
     let run_id = rand::random::<u32>() & 0x7FFF_FFFF;
+    let (children, lines) = spawn_workers(plan, setup, target, ca_cert, &board, run_id)?;
+    relay_progress(plan, options, run_id, &children, lines).await;
+    let reports = collect_reports(setup, children).await?;
+    let _ = std::fs::remove_file(&board);
+    let mut merged = merge(&reports).map_err(|e| RunError::Workers(e.to_string()))?;
+    merged.target = plan.target_name();
+    Ok(merged)
+}
+
+/// A started worker: its shard index and process.
+type Worker = (u32, Child);
+
+/// Where the workers' progress lines arrive, tagged with their shard index.
+type ProgressLines = mpsc::Receiver<(u32, ProgressLine)>;
+
+/// Starts one `run --shard I/N` per worker, all due at the same instant, and returns them with
+/// the channel their progress lines arrive on.
+fn spawn_workers(
+    plan: &Plan,
+    setup: &WorkerSetup,
+    target: &str,
+    ca_cert: Option<&Path>,
+    board: &Path,
+    run_id: u32,
+) -> Result<(Vec<Worker>, ProgressLines), RunError> {
+    let count = setup.workers.max(1);
     // Time for every worker to start and connect before the first client is due.
     let start_at_us = super::clock::RunClock::new().now_us() + 1_500_000;
     let threads = (crate::util::process::cpu_count() / count as usize).max(1);
     let exe = std::env::current_exe()
         .map_err(|e| RunError::Workers(format!("cannot find my own executable: {e}")))?;
-    let (lines_tx, mut lines) = mpsc::channel::<(u32, ProgressLine)>(256);
-    let mut children: Vec<(u32, Child)> = Vec::new();
+    let (lines_tx, lines) = mpsc::channel::<(u32, ProgressLine)>(256);
+    let mut children: Vec<Worker> = Vec::new();
     for index in 0..count {
         let out = worker_folder(&setup.folder, index);
         let mut command = Command::new(&exe);
@@ -100,7 +127,7 @@ async fn coordinate(
             .args(["--duration", &format!("{}ms", plan.duration.as_millis())])
             .args(["--target", target, "--progress-json", "--quiet"])
             .arg("--board")
-            .arg(&board)
+            .arg(board)
             .arg("--out")
             .arg(&out)
             .stdout(Stdio::piped())
@@ -131,8 +158,19 @@ async fn coordinate(
         }
         children.push((index, child));
     }
-    drop(lines_tx);
+    Ok((children, lines))
+}
 
+/// Shows one progress line per second for all workers until every worker's output ends; the
+/// first interrupt is passed on as one SIGINT to each worker, which then drains and reports.
+async fn relay_progress(
+    plan: &Plan,
+    options: &RunOptions,
+    run_id: u32,
+    children: &[Worker],
+    mut lines: ProgressLines,
+) {
+    let count = children.len();
     let planned = plan.planned_clients();
     let duration_s = plan.duration.as_secs_f64();
     let show = !options.quiet;
@@ -154,7 +192,7 @@ async fn coordinate(
                 let key = line.t_s.round() as u64;
                 let parts = pending.entry(key).or_default();
                 parts.push(line);
-                if parts.len() == count as usize
+                if parts.len() == count
                     && let Some(parts) = pending.remove(&key)
                 {
                     let combined = combine(&parts, planned, duration_s);
@@ -168,7 +206,7 @@ async fn coordinate(
             }
             _ = options.interrupt.cancelled(), if !interrupted => {
                 interrupted = true;
-                for (_, child) in &children {
+                for (_, child) in children {
                     if let Some(pid) = child.id() {
                         // SAFETY: signalling our own child process.
                         unsafe { libc::kill(pid as i32, libc::SIGINT) };
@@ -177,6 +215,10 @@ async fn coordinate(
             }
         }
     }
+}
+
+/// Waits for every worker and reads the report it left.
+async fn collect_reports(setup: &WorkerSetup, children: Vec<Worker>) -> Result<Vec<RunReport>, RunError> {
     let mut reports = Vec::with_capacity(children.len());
     for (index, mut child) in children {
         let status = child.wait().await.map_err(|e| RunError::Workers(format!("worker {index}: {e}")))?;
@@ -194,10 +236,7 @@ async fn coordinate(
             RunError::Workers(format!("worker {index}'s report {} is unreadable: {e}", path.display()))
         })?);
     }
-    let _ = std::fs::remove_file(&board);
-    let mut merged = merge(&reports).map_err(|e| RunError::Workers(e.to_string()))?;
-    merged.target = plan.target_name();
-    Ok(merged)
+    Ok(reports)
 }
 
 fn worker_folder(folder: &Path, index: u32) -> PathBuf {

@@ -2,10 +2,9 @@
 //! validated [`Plan`] the runner executes.
 //!
 //! - [`model`]: the file as written (serde, unknown keys refused, typed values);
-//! - [`plan`]: the validated plan and its defaults;
-//! - [`gates`]: gate conditions on `report.json` metrics.
+//! - [`plan`]: the validated plan and its defaults (gate conditions are parsed with
+//!   [`crate::report::gates`]).
 
-pub mod gates;
 pub mod model;
 pub mod plan;
 
@@ -17,7 +16,7 @@ pub use plan::{Overrides, Plan};
 /// A scenario that cannot be run as written (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("cannot read scenario {path}: {source}")]
+    #[error("cannot read scenario {path}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}:{column}: {message}")]
     Invalid { path: PathBuf, line: usize, column: usize, message: String },
@@ -139,6 +138,36 @@ mod tests {
         let worker = Overrides { target: Some("wss://127.0.0.1:1/v1/ws".into()), ..overrides };
         let plan = parse(&tls, Path::new("s.toml"), &worker).unwrap();
         assert!(matches!(plan.target, plan::TargetPlan::External { .. }));
+    }
+
+    #[test]
+    fn command_line_overrides_are_part_of_the_plan() {
+        let threads = Overrides { threads: Some(500), ..Overrides::default() };
+        let plan =
+            parse(&format!("{MINIMAL}[harness]\nthreads = 2\n"), Path::new("s.toml"), &threads).unwrap();
+        assert_eq!(plan.harness.threads, 64, "--threads wins over the file, within 1..=64");
+        let sharded = Overrides { sharded: true, ..Overrides::default() };
+        let e = parse(MINIMAL, Path::new("s.toml"), &sharded).unwrap_err().to_string();
+        assert!(e.contains("--shard needs an external target"), "{e}");
+        let external = Overrides {
+            target: Some("ws://127.0.0.1:1/v1/ws".into()),
+            jwt_secret: Some("s".into()),
+            ..sharded
+        };
+        assert!(parse(MINIMAL, Path::new("s.toml"), &external).is_ok());
+    }
+
+    #[test]
+    fn every_scenario_has_the_default_gates_unless_it_gates_the_metric_itself() {
+        let plan = parse(MINIMAL, Path::new("s.toml"), &Overrides::default()).unwrap();
+        let defaults: Vec<String> = plan.gates.iter().filter(|g| g.default).map(|g| g.expr()).collect();
+        assert_eq!(defaults.len(), crate::report::gates::DEFAULT_GATES.len());
+        assert!(defaults.contains(&"counters.connections_failed == 0".to_owned()), "{defaults:?}");
+        let waived = format!("{MINIMAL}[gates]\n\"counters.events_missing\" = \">= 0\"\n");
+        let plan = parse(&waived, Path::new("s.toml"), &Overrides::default()).unwrap();
+        let missing: Vec<_> = plan.gates.iter().filter(|g| g.metric == "counters.events_missing").collect();
+        assert_eq!(missing.len(), 1);
+        assert!(!missing[0].default && missing[0].expr() == "counters.events_missing >= 0");
     }
 
     #[test]

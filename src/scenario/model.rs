@@ -104,7 +104,7 @@ pub struct ClientGroupSpec {
     pub filters: Option<Spanned<BTreeMap<String, Vec<String>>>>,
     pub churn: Option<ChurnSpec>,
     #[serde(default)]
-    pub credential: CredentialValue,
+    pub credential: Credential,
     /// Present the token as `?access_token=` instead of the header.
     #[serde(default)]
     pub token_in_query: bool,
@@ -139,7 +139,7 @@ pub struct PublisherSpec {
     pub topic: TopicValue,
     pub rate: RateValue,
     #[serde(default)]
-    pub via: ViaValue,
+    pub via: Via,
     /// Separate publisher connections, each with its own sequence and share of the rate.
     pub connections: Option<Count>,
     /// Weights of `severity` (alerts) values.
@@ -195,7 +195,7 @@ pub struct TopicValue(pub Topic);
 
 /// How a client group authenticates.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum CredentialValue {
+pub enum Credential {
     #[default]
     Valid,
     Expired,
@@ -205,9 +205,15 @@ pub enum CredentialValue {
     Missing,
 }
 
+impl Credential {
+    pub fn is_valid(self) -> bool {
+        self == Credential::Valid
+    }
+}
+
 /// How a publisher injects events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ViaValue {
+pub enum Via {
     #[default]
     WebSocket,
     Http,
@@ -249,21 +255,21 @@ from_str_value!(TopicValue, "a topic name (devices, alerts, system_status)", |s|
         .ok_or_else(|| format!("unknown topic {s:?}: expected devices, alerts or system_status"))
 });
 
-from_str_value!(CredentialValue, "a credential kind", |s| match s {
-    "valid" => Ok(CredentialValue::Valid),
-    "expired" => Ok(CredentialValue::Expired),
-    "bad_signature" => Ok(CredentialValue::BadSignature),
-    "alg_none" => Ok(CredentialValue::AlgNone),
-    "garbage" => Ok(CredentialValue::Garbage),
-    "missing" => Ok(CredentialValue::Missing),
+from_str_value!(Credential, "a credential kind", |s| match s {
+    "valid" => Ok(Credential::Valid),
+    "expired" => Ok(Credential::Expired),
+    "bad_signature" => Ok(Credential::BadSignature),
+    "alg_none" => Ok(Credential::AlgNone),
+    "garbage" => Ok(Credential::Garbage),
+    "missing" => Ok(Credential::Missing),
     _ => Err(format!(
         "unknown credential {s:?}: expected valid, expired, bad_signature, alg_none, garbage or missing"
     )),
 });
 
-from_str_value!(ViaValue, "\"websocket\" or \"http\"", |s| match s {
-    "websocket" => Ok(ViaValue::WebSocket),
-    "http" => Ok(ViaValue::Http),
+from_str_value!(Via, "\"websocket\" or \"http\"", |s| match s {
+    "websocket" => Ok(Via::WebSocket),
+    "http" => Ok(Via::Http),
     _ => Err(format!("unknown publishing path {s:?}: expected \"websocket\" or \"http\"")),
 });
 

@@ -23,13 +23,13 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::cluster::close_gate::CloseHold;
 use super::cluster::{AckTo, BROKER_TIMEOUT, LinkDown};
-use super::faults::{DEEP_NESTING, FaultDice, WriteAction, json_depth};
+use super::faults::{DEEP_NESTING, FaultDice, WriteAction};
 use super::hub::{ConnId, Outbox, Overflow};
 use super::metrics::ServerMetrics;
 use crate::protocol::client::{Rejection, binary_frame_rejection};
 use crate::protocol::jwt::{TokenError, VerifiedToken, unix_now_s};
 use crate::protocol::server_message as out;
-use crate::protocol::{ClientMessage, ErrorCode, Topic, close, parse_client_message, timestamp};
+use crate::protocol::{ClientMessage, ErrorCode, Topic, close, json_depth, parse_client_message, timestamp};
 
 /// How long the server waits for a close handshake, and at most for a last error message.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -90,10 +90,11 @@ pub async fn run<S>(
             let conn = shared.next_conn_id();
             ServerMetrics::inc(&metrics.connections_opened);
             let mut session = Session::new(conn, token, &shared);
-            if let Some(hold) = &close_hold {
+            if let Some(hold) = close_hold {
                 hold.arm();
+                session.close_arrived = Some(CloseArrived::new(Arc::clone(&hold)));
+                session.close_hold = Some(hold);
             }
-            session.close_hold = close_hold;
             session.run(ws).await;
             shared.hub.disconnect(conn);
         }
@@ -119,10 +120,24 @@ struct Session<'a> {
     dice: FaultDice,
     held_back: Option<Utf8Bytes>,
     unanswered_pings: u32,
-    /// Cluster mode: set by the message just read, carried out before the next is read.
-    cluster_request: Option<ClusterRequest>,
+    /// Cluster mode: set by the message just read, carried out before the next is read. Boxed,
+    /// so that a request's strings do not size every connection, cluster or not.
+    cluster_request: Option<Box<ClusterRequest>>,
     /// Cluster mode: the client's Close frame, held back until what it is owed is written.
     close_hold: Option<Arc<CloseHold>>,
+    /// Cluster mode: resolves when the held Close frame waits; `None` once it has.
+    close_arrived: Option<CloseArrived>,
+}
+
+/// Resolves once the client's Close frame is held (`CloseHold::close_arrived`). One boxed
+/// future for the connection's life, polled through a pointer: inline in the message loop's
+/// `select!`, its `Notified` would size every connection's task, cluster or not.
+struct CloseArrived(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl CloseArrived {
+    fn new(hold: Arc<CloseHold>) -> CloseArrived {
+        CloseArrived(Box::pin(async move { hold.close_arrived().await }))
+    }
 }
 
 /// What can cut a connection short at any await point: shutdown, slow-consumer overflow, token
@@ -173,6 +188,7 @@ impl<'a> Session<'a> {
             unanswered_pings: 0,
             cluster_request: None,
             close_hold: None,
+            close_arrived: None,
         }
     }
 
@@ -209,7 +225,7 @@ impl<'a> Session<'a> {
                         return end;
                     }
                 }
-                _ = tokio::time::sleep(HOLD_BACK_LIMIT), if self.held_back.is_some() => {
+                _ = hold_back_expired(self.held_back.is_some()), if self.held_back.is_some() => {
                     if let Some(held) = self.held_back.take()
                         && let Err(end) = self.guarded(ws.send(Message::Text(held))).await
                     {
@@ -223,7 +239,9 @@ impl<'a> Session<'a> {
                 }
                 // The cluster paths are boxed: inline, their broker futures would make every
                 // connection's task larger, cluster or not.
-                _ = close_arrived(self.close_hold.as_deref()), if self.close_hold.is_some() => {
+                _ = close_arrived(&mut self.close_arrived), if self.close_arrived.is_some() => {
+                    // Resolved: not to be polled again.
+                    self.close_arrived = None;
                     if let Err(end) = Box::pin(self.before_close(ws, &mut batch)).await {
                         return end;
                     }
@@ -234,7 +252,7 @@ impl<'a> Session<'a> {
                         return end;
                     }
                     if let Some(request) = self.cluster_request.take()
-                        && let Err(end) = Box::pin(self.through_broker(request)).await
+                        && let Err(end) = Box::pin(self.through_broker(*request)).await
                     {
                         return end;
                     }
@@ -281,7 +299,8 @@ impl<'a> Session<'a> {
             }
             Ok(ClientMessage::Unsubscribe(unsubscribe)) if shared.cluster.is_some() => {
                 let id = self.echo(unsubscribe.id.as_deref()).map(str::to_owned);
-                self.cluster_request = Some(ClusterRequest::Unsubscribe { topics: unsubscribe.topics, id });
+                self.cluster_request =
+                    Some(Box::new(ClusterRequest::Unsubscribe { topics: unsubscribe.topics, id }));
             }
             Ok(ClientMessage::Unsubscribe(unsubscribe)) => {
                 shared.hub.unsubscribe(self.conn, &unsubscribe.topics);
@@ -294,7 +313,7 @@ impl<'a> Session<'a> {
                 let ack = self
                     .echo(publish.id.as_deref())
                     .map(|id| AckTo::Message { outbox: self.outbox.clone(), id: id.to_owned() });
-                self.cluster_request = Some(ClusterRequest::Publish { frame, ack });
+                self.cluster_request = Some(Box::new(ClusterRequest::Publish { frame, ack }));
             }
             Ok(ClientMessage::Publish(publish)) => {
                 let frame =
@@ -492,10 +511,21 @@ impl<'a> Session<'a> {
 }
 
 /// Resolves when a held Close frame waits (never without a hold).
-async fn close_arrived(hold: Option<&CloseHold>) {
-    match hold {
-        Some(hold) => hold.close_arrived().await,
+async fn close_arrived(arrived: &mut Option<CloseArrived>) {
+    match arrived {
+        Some(arrived) => arrived.0.as_mut().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Resolves [`HOLD_BACK_LIMIT`] from now when a frame is held back, else never. The timer is
+/// boxed: only the `reorder` fault holds frames back, and inline it would size every
+/// connection's task.
+async fn hold_back_expired(holding: bool) {
+    if holding {
+        Box::pin(tokio::time::sleep(HOLD_BACK_LIMIT)).await;
+    } else {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -196,28 +196,6 @@ impl FaultDice {
     }
 }
 
-/// Nesting depth of a JSON text, counted over brackets outside strings. Used only when a
-/// nesting fault is on.
-pub fn json_depth(text: &str) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for b in text.bytes() {
-        match (in_string, escaped, b) {
-            (true, true, _) => escaped = false,
-            (true, false, b'\\') => escaped = true,
-            (true, false, b'"') => in_string = false,
-            (true, false, _) => {}
-            (false, _, b'"') => in_string = true,
-            (false, _, b'[' | b'{') => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            (false, _, b']' | b'}') => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,11 +252,5 @@ mod tests {
         let dups = actions.iter().filter(|a| **a == WriteAction::Duplicate).count();
         assert!((2_200..2_800).contains(&drops), "{drops}");
         assert!((2_200..2_800).contains(&dups), "{dups}");
-    }
-
-    #[test]
-    fn depth_ignores_brackets_in_strings() {
-        assert_eq!(json_depth(r#"{"a":[[1]],"b":"[[[[["}"#), 3);
-        assert_eq!(json_depth("1"), 0);
     }
 }

@@ -150,10 +150,9 @@ where
             Ok(upgraded) => upgraded,
             Err(error) => return debug!(%error, "upgrade failed"),
         };
-        let Ok(parts) = upgraded.downcast::<TokioIo<S>>() else {
+        let Some((stream, leftover)) = into_stream::<S>(upgraded) else {
             return debug!("upgraded stream of an unexpected type");
         };
-        let (stream, leftover) = (parts.io.into_inner(), parts.read_buf.to_vec());
         if session_state.cluster.is_some() {
             // A client's Close waits until what it is owed has come from the broker. Boxed: a
             // connection over a CloseGate is a larger future, and inline it would size every
@@ -178,6 +177,17 @@ where
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
     }
     response
+}
+
+/// The socket of an upgraded connection and the bytes hyper read past the request. hyper's
+/// `read_buf` is a view of its whole read buffer (8 KiB): copied out and dropped here, it is
+/// not kept alive for the life of the connection by a `Parts` that lives as long as the task.
+fn into_stream<S>(upgraded: hyper::upgrade::Upgraded) -> Option<(S, Vec<u8>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let hyper::upgrade::Parts { io, read_buf, .. } = upgraded.downcast::<TokioIo<S>>().ok()?;
+    Some((io.into_inner(), read_buf.to_vec()))
 }
 
 /// One of the server's `max_connections` places, given back on drop.

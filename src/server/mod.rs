@@ -7,13 +7,15 @@
 //! - [`hub`]: topics → subscribers, fan-out of one serialized frame to bounded queues;
 //! - [`metrics`]: counters and their Prometheus rendering;
 //! - [`faults`]: the deliberate bugs tests switch on to prove the harness catches them;
-//! - [`cluster`]: with a broker configured, many processes as one server.
+//! - [`cluster`]: with a broker configured, many processes as one server;
+//! - [`child`]: the server as a child process of the harness (`serve …`, its address read back).
 //!
 //! Embedding: [`start`] binds, spawns and returns a [`ServerHandle`] with the bound address; the
 //! `serve` command and tests use the same entry point. [`bind_reuse_port`] makes the listener of
 //! one of several processes sharing a port (`serve --workers N`).
 
 pub mod auth;
+pub mod child;
 pub mod cluster;
 pub mod connection;
 pub mod faults;
@@ -173,8 +175,8 @@ impl Shared {
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind { addr: SocketAddr, cause: std::io::Error },
     #[error(transparent)]
     Broker(#[from] cluster::BrokerError),
 }
@@ -246,7 +248,8 @@ impl ServerHandle {
 
 /// Binds `addr` and runs the server in the background.
 pub async fn start(addr: SocketAddr, config: ServerConfig) -> Result<ServerHandle, ServerError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, cause: source })?;
     start_on(listener, config).await
 }
 

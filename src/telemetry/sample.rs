@@ -1,10 +1,10 @@
 //! What one scrape says about a server: the figures `report.json` keeps per second
-//! (`intervals[].server`, the data type lives with the report's), read from a parsed
+//! (`intervals[].server`; the data type lives in `results/`), read from a parsed
 //! exposition by metric name.
 
 use prometheus_parse::{Scrape, Value};
 
-pub use crate::report::server_sample::ServerSample;
+use crate::results::server_sample::ServerSample;
 
 /// Reduces one process's exposition to its sample. Series with labels (per topic) are summed.
 pub fn reduce(scrape: &Scrape) -> ServerSample {

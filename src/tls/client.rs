@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionMemoryCache, Resumption};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::failure::{TlsFailure, classify};
+use super::ca_file::CaFileVerifier;
+use super::failure::{TlsFailure, TrustKind, classify};
 use super::{ALPN_HTTP1, TlsError, provider};
 
 /// Sessions a shared cache keeps (one per server name).
@@ -33,7 +33,8 @@ pub enum Trust {
     /// The platform's root certificates, as a browser trusts them.
     #[default]
     Platform,
-    /// Only the CA certificates in this PEM file (`--ca-cert`, a private CA).
+    /// Only the certificates in this PEM file (`--ca-cert`): a private CA, or the server's
+    /// self-signed certificate itself ([`super::ca_file`]).
     CaFile(PathBuf),
     /// Only these certificates: the CA the bundled server's certificate was generated with.
     Generated(Vec<CertificateDer<'static>>),
@@ -60,7 +61,8 @@ pub struct Handshake {
 pub struct ClientTls {
     config: Arc<ClientConfig>,
     verification: Arc<str>,
-    insecure: bool,
+    /// What certificates are checked against, for the hint of a failed handshake.
+    trust: TrustKind,
 }
 
 impl std::fmt::Debug for ClientTls {
@@ -84,22 +86,34 @@ impl ClientTls {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(TlsError::Config)?;
-        let (builder, verification) = if options.insecure {
-            let verifier = Arc::new(NoVerification(provider()));
-            let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
-            (builder, "NONE: certificates are not verified (--insecure)".to_owned())
-        } else {
-            let (roots, verification) = root_store(&options.trust)?;
-            (builder.with_root_certificates(roots), verification)
+        let (builder, verification, trust) = match &options.trust {
+            _ if options.insecure => {
+                let verifier = Arc::new(NoVerification(provider()));
+                let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
+                (builder, "NONE: certificates are not verified (--insecure)".to_owned(), TrustKind::Insecure)
+            }
+            Trust::CaFile(path) => {
+                let verifier = Arc::new(CaFileVerifier::from_file(path, provider())?);
+                let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
+                (builder, format!("CA file {}", path.display()), TrustKind::CaFile)
+            }
+            Trust::Platform => {
+                let (roots, verification) = platform_roots()?;
+                (builder.with_root_certificates(roots), verification, TrustKind::Platform)
+            }
+            Trust::Generated(certs) => {
+                let mut roots = RootCertStore::empty();
+                for cert in certs {
+                    roots.add(cert.clone()).map_err(TlsError::Config)?;
+                }
+                let verification = "the CA generated for the bundled server".to_owned();
+                (builder.with_root_certificates(roots), verification, TrustKind::Generated)
+            }
         };
         let mut config = builder.with_no_client_auth();
         config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
         config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(SHARED_SESSIONS)));
-        Ok(ClientTls {
-            config: Arc::new(config),
-            verification: verification.into(),
-            insecure: options.insecure,
-        })
+        Ok(ClientTls { config: Arc::new(config), verification: verification.into(), trust })
     }
 
     /// The same configuration with a session cache of its own: one simulated client, which
@@ -110,7 +124,7 @@ impl ClientTls {
         ClientTls {
             config: Arc::new(config),
             verification: Arc::clone(&self.verification),
-            insecure: self.insecure,
+            trust: self.trust,
         }
     }
 
@@ -120,7 +134,7 @@ impl ClientTls {
     }
 
     pub fn insecure(&self) -> bool {
-        self.insecure
+        self.trust == TrustKind::Insecure
     }
 
     /// Runs the handshake on a connected socket, within `timeout`.
@@ -138,12 +152,13 @@ impl ClientTls {
                 return Err(TlsError::Handshake {
                     host: host(),
                     failure: TlsFailure::Timeout,
+                    trust: self.trust,
                     detail: format!("no handshake within {timeout:?}"),
                 });
             }
             Ok(Err(error)) => {
                 let (failure, detail) = classify(&error);
-                return Err(TlsError::Handshake { host: host(), failure, detail });
+                return Err(TlsError::Handshake { host: host(), failure, trust: self.trust, detail });
             }
             Ok(Ok(stream)) => stream,
         };
@@ -159,42 +174,16 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
     ServerName::try_from(host.to_owned()).map_err(|_| TlsError::ServerName(host.to_owned()))
 }
 
-fn root_store(trust: &Trust) -> Result<(RootCertStore, String), TlsError> {
+/// The platform's root certificates, at least one.
+fn platform_roots() -> Result<(RootCertStore, String), TlsError> {
     let mut roots = RootCertStore::empty();
-    let verification = match trust {
-        Trust::Platform => {
-            let loaded = rustls_native_certs::load_native_certs();
-            let (added, _) = roots.add_parsable_certificates(loaded.certs);
-            if added == 0 {
-                let why = loaded.errors.first().map_or("none found".to_owned(), ToString::to_string);
-                return Err(TlsError::NoRoots(why));
-            }
-            format!("platform root certificates ({added})")
-        }
-        Trust::CaFile(path) => {
-            let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
-                what: "CA certificate file",
-                path: path.clone(),
-                source,
-            })?;
-            let pem = |detail: String| TlsError::Pem { path: path.clone(), detail };
-            for cert in CertificateDer::pem_slice_iter(&bytes) {
-                let cert = cert.map_err(|e| pem(format!("not a PEM certificate file: {e}")))?;
-                roots.add(cert).map_err(|e| pem(format!("not a usable CA certificate: {e}")))?;
-            }
-            if roots.is_empty() {
-                return Err(pem("holds no CERTIFICATE block".into()));
-            }
-            format!("CA file {}", path.display())
-        }
-        Trust::Generated(certs) => {
-            for cert in certs {
-                roots.add(cert.clone()).map_err(TlsError::Config)?;
-            }
-            "the CA generated for the bundled server".to_owned()
-        }
-    };
-    Ok((roots, verification))
+    let loaded = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(loaded.certs);
+    if added == 0 {
+        let why = loaded.errors.first().map_or("none found".to_owned(), ToString::to_string);
+        return Err(TlsError::NoRoots(why));
+    }
+    Ok((roots, format!("platform root certificates ({added})")))
 }
 
 /// `--insecure`: any certificate is accepted. Handshake signatures are still checked (they only

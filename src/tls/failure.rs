@@ -32,14 +32,37 @@ pub enum TlsFailure {
     Other,
 }
 
+/// What the client checked the server's certificate against: the hint of a failure depends on
+/// it (a user who passed `--ca-cert` is not told to pass it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustKind {
+    /// The platform's root certificates.
+    Platform,
+    /// The certificates of a `--ca-cert` file: CAs, or the server's own certificate.
+    CaFile,
+    /// The CA generated for the bundled server.
+    Generated,
+    /// Nothing: `--insecure`.
+    Insecure,
+}
+
 impl TlsFailure {
     /// A hint of what to do, appended to the message.
-    pub fn hint(self) -> &'static str {
-        match self {
-            TlsFailure::BadCertificate => {
-                " (pass --ca-cert FILE for a private CA, or --insecure to skip verification)"
+    pub fn hint(self, trust: TrustKind) -> &'static str {
+        match (self, trust) {
+            (TlsFailure::BadCertificate, TrustKind::Platform) => {
+                " (pass --ca-cert FILE with the private CA that signed it, or with the server's \
+                 self-signed certificate itself, or --insecure to skip verification)"
             }
-            TlsFailure::NotTls => " (is it a plain ws:// server?)",
+            (TlsFailure::BadCertificate, TrustKind::CaFile) => {
+                " by the --ca-cert file (it is neither signed by a CA in the file nor one of its \
+                 certificates, or it is not valid now; --insecure skips verification)"
+            }
+            (TlsFailure::WrongHostName, _) => {
+                " (connect with a name the certificate lists, or give the server a certificate \
+                 for this one)"
+            }
+            (TlsFailure::NotTls, _) => " (is it a plain ws:// server?)",
             _ => "",
         }
     }
@@ -142,6 +165,18 @@ mod tests {
         assert_eq!(kind, TlsFailure::WrongHostName);
         let (kind, _) = classify(&wrapped(RustlsError::InvalidCertificate(CertificateError::Expired)));
         assert_eq!(kind, TlsFailure::BadCertificate);
+    }
+
+    #[test]
+    fn the_hint_never_asks_for_a_ca_file_that_was_given() {
+        let platform = TlsFailure::BadCertificate.hint(TrustKind::Platform);
+        assert!(platform.contains("pass --ca-cert") && platform.contains("self-signed"), "{platform}");
+        let given = TlsFailure::BadCertificate.hint(TrustKind::CaFile);
+        assert!(given.contains("by the --ca-cert file") && !given.contains("pass --ca-cert"), "{given}");
+        for trust in [TrustKind::Platform, TrustKind::CaFile, TrustKind::Generated] {
+            let name = TlsFailure::WrongHostName.hint(trust);
+            assert!(name.contains("a name the certificate lists") && !name.contains("--ca-cert"), "{name}");
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! TLS for every part that talks over the network: the reference server's `wss://` and
 //! `https://`, the load runner's clients and publishers, and the `conform`/`fuzz` probe.
 //!
-//! - [`client`]: the client configuration (platform roots, a private CA, or `--insecure`), SNI and
-//!   ALPN as a browser sends them, session resumption, and the handshake itself;
+//! - [`client`]: the client configuration (platform roots, a `--ca-cert` file, or `--insecure`),
+//!   SNI and ALPN as a browser sends them, session resumption, and the handshake itself;
+//! - [`ca_file`]: what trusting a `--ca-cert` file means, as `curl --cacert`: its CAs, or the
+//!   server's self-signed certificate itself;
 //! - [`server`]: the server configuration from PEM files or a generated certificate;
 //! - [`generate`]: a throwaway CA and server certificate made at start (`rcgen`);
 //! - [`stream`]: [`ClientStream`], plain TCP or TLS behind one concrete type, so a plain run pays
@@ -12,6 +14,7 @@
 //! It must not know about the protocol, scenarios or reports: callers decide what a handshake
 //! failure does to a run (CLI.md: exit code 3, never a protocol finding).
 
+pub mod ca_file;
 pub mod client;
 pub mod failure;
 pub mod generate;
@@ -21,7 +24,7 @@ pub mod stream;
 use std::path::PathBuf;
 
 pub use client::{ClientTls, ClientTlsOptions, Handshake, Trust};
-pub use failure::TlsFailure;
+pub use failure::{TlsFailure, TrustKind};
 pub use generate::GeneratedPki;
 pub use server::ServerTls;
 pub use stream::ClientStream;
@@ -38,8 +41,8 @@ pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
 /// Why TLS could not be set up or a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {what} {}: {source}", path.display())]
-    Read { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("cannot read {what} {}: {cause}", path.display())]
+    Read { what: &'static str, path: PathBuf, cause: std::io::Error },
     #[error("{}: {detail}", path.display())]
     Pem { path: PathBuf, detail: String },
     #[error("cannot load the platform's root certificates ({0}); pass --ca-cert FILE")]
@@ -50,8 +53,8 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
     #[error("{0:?} is not a valid TLS server name")]
     ServerName(String),
-    #[error("TLS handshake with {host} failed: {failure}{hint}: {detail}", hint = failure.hint())]
-    Handshake { host: String, failure: TlsFailure, detail: String },
+    #[error("TLS handshake with {host} failed: {failure}{hint}: {detail}", hint = failure.hint(*trust))]
+    Handshake { host: String, failure: TlsFailure, trust: TrustKind, detail: String },
 }
 
 impl TlsError {
@@ -80,11 +83,12 @@ mod tests {
     #[test]
     fn file_problems_are_bad_input_and_handshakes_could_not_run() {
         let read =
-            TlsError::Read { what: "CA file", path: "x.pem".into(), source: std::io::Error::other("gone") };
+            TlsError::Read { what: "CA file", path: "x.pem".into(), cause: std::io::Error::other("gone") };
         assert_eq!(read.exit_code(), 2);
         let handshake = TlsError::Handshake {
             host: "h".into(),
             failure: TlsFailure::BadCertificate,
+            trust: TrustKind::Platform,
             detail: "UnknownIssuer".into(),
         };
         assert_eq!(handshake.exit_code(), 3);

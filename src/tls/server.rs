@@ -70,7 +70,7 @@ impl ServerTls {
 }
 
 fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.into(), source })
+    std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.into(), cause: source })
 }
 
 #[cfg(test)]

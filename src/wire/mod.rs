@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -107,8 +107,8 @@ pub enum Read {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    #[error("connecting to {addr}: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    #[error("connecting to {addr}: {cause}")]
+    Connect { addr: String, cause: std::io::Error },
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
     #[error("the server's upgrade response is not HTTP: {0:?}")]
@@ -166,7 +166,7 @@ impl RawSocket<TcpStream> {
         let stream = timeout(wait, TcpStream::connect(addr))
             .await
             .map_err(|_| WireError::Timeout(wait))?
-            .map_err(|source| WireError::Connect { addr: addr.to_owned(), source })?;
+            .map_err(|source| WireError::Connect { addr: addr.to_owned(), cause: source })?;
         let _ = stream.set_nodelay(true);
         RawSocket::upgrade(stream, request, wait).await
     }
@@ -212,52 +212,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawSocket<S> {
     }
 
     async fn fill(&mut self) -> Result<usize, WireError> {
-        let mut chunk = [0u8; 8192];
-        let n = self.stream.read(&mut chunk).await?;
-        self.buffer.extend_from_slice(&chunk[..n]);
-        Ok(n)
-    }
-
-    fn next_mask(&mut self) -> [u8; 4] {
-        self.mask_seed = self.mask_seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        self.mask_seed.to_be_bytes()
+        fill(&mut self.stream, &mut self.buffer).await
     }
 
     pub async fn send(&mut self, frame: &OutFrame) -> Result<(), WireError> {
-        let mask = self.next_mask();
+        let mask = next_mask(&mut self.mask_seed);
         self.send_bytes(&frame.encode(mask)).await
     }
 
     /// Writes raw bytes: a frame split at an arbitrary point, or garbage.
     pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), WireError> {
-        self.stream.write_all(bytes).await?;
-        self.stream.flush().await?;
-        Ok(())
+        write_flushed(&mut self.stream, bytes).await
     }
 
     /// Reads one frame, waiting at most `wait`.
     pub async fn read(&mut self, wait: Duration) -> Result<Read, WireError> {
-        match timeout(wait, self.read_frame()).await {
+        match timeout(wait, read_frame(&mut self.stream, &mut self.buffer)).await {
             Ok(result) => result,
             Err(_) => Ok(Read::TimedOut),
         }
     }
 
-    async fn read_frame(&mut self) -> Result<Read, WireError> {
-        loop {
-            if let Some((frame, used)) = parse_frame(&self.buffer)? {
-                self.buffer.drain(..used);
-                return Ok(Read::Frame(frame));
-            }
-            match self.fill().await {
-                Ok(0) => return Ok(Read::Eof),
-                Ok(_) => {}
-                Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    return Ok(Read::Eof);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+    /// Splits the socket into a reading and a writing side, so one task can keep reading
+    /// (and answering pings) while another writes; bytes already read stay with the reader.
+    pub fn split(self) -> (FrameReader<ReadHalf<S>>, FrameWriter<WriteHalf<S>>) {
+        let (read, write) = tokio::io::split(self.stream);
+        (
+            FrameReader { stream: read, buffer: self.buffer },
+            FrameWriter { stream: write, mask_seed: self.mask_seed },
+        )
     }
 
     /// Reads frames until a text frame, answering nothing; pings and pongs are skipped.
@@ -291,6 +274,73 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RawSocket<S> {
     pub fn into_inner(self) -> S {
         self.stream
     }
+}
+
+/// The reading side of a split [`RawSocket`].
+pub struct FrameReader<R> {
+    stream: R,
+    buffer: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// The next frame the server sent (no time bound: the caller decides how long it waits).
+    /// Cancel-safe: bytes read so far stay in the buffer.
+    pub async fn read(&mut self) -> Result<Read, WireError> {
+        read_frame(&mut self.stream, &mut self.buffer).await
+    }
+}
+
+/// The writing side of a split [`RawSocket`]: frames masked as a client's, or raw bytes.
+pub struct FrameWriter<W> {
+    stream: W,
+    mask_seed: u32,
+}
+
+impl<W: AsyncWrite + Unpin> FrameWriter<W> {
+    pub async fn send(&mut self, frame: &OutFrame) -> Result<(), WireError> {
+        let mask = next_mask(&mut self.mask_seed);
+        self.send_bytes(&frame.encode(mask)).await
+    }
+
+    /// Writes raw bytes: a frame split at an arbitrary point, or garbage.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        write_flushed(&mut self.stream, bytes).await
+    }
+}
+
+async fn fill<R: AsyncRead + Unpin>(stream: &mut R, buffer: &mut Vec<u8>) -> Result<usize, WireError> {
+    let mut chunk = [0u8; 8192];
+    let n = stream.read(&mut chunk).await?;
+    buffer.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R, buffer: &mut Vec<u8>) -> Result<Read, WireError> {
+    loop {
+        if let Some((frame, used)) = parse_frame(buffer)? {
+            buffer.drain(..used);
+            return Ok(Read::Frame(frame));
+        }
+        match fill(stream, buffer).await {
+            Ok(0) => return Ok(Read::Eof),
+            Ok(_) => {}
+            Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Ok(Read::Eof);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn write_flushed<W: AsyncWrite + Unpin>(stream: &mut W, bytes: &[u8]) -> Result<(), WireError> {
+    stream.write_all(bytes).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+fn next_mask(seed: &mut u32) -> [u8; 4] {
+    *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+    seed.to_be_bytes()
 }
 
 /// Parses one server frame from the front of `buf`; `None` when more bytes are needed.

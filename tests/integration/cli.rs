@@ -93,11 +93,14 @@ fn run_writes_every_report_file_with_the_fields_cli_md_fixes() {
     assert_eq!(report["counters"]["events_missing"].as_u64(), Some(0));
     assert!(report["latency_us"]["fanout"]["p99"].as_u64().is_some_and(|n| n > 0));
     assert!(report["latency_us"]["connect"]["count"].as_u64().is_some_and(|n| n >= 10));
-    assert_eq!(report["gates"].as_array().map(Vec::len), Some(2));
+    // Its own two gates, and the five defaults it does not override (it gates events_missing).
+    let gates = report["gates"].as_array().unwrap();
+    assert_eq!(gates.len(), 7, "{gates:?}");
+    assert_eq!(gates.iter().filter(|g| g["default"] == true).count(), 5);
     assert!(report["intervals"].as_array().is_some_and(|i| i.len() >= 3));
     assert!(report["histograms"]["fanout"].as_str().is_some_and(|h| !h.is_empty()));
     let junit = std::fs::read_to_string(folder.join("junit.xml")).unwrap();
-    assert!(junit.contains(r#"tests="2" failures="0""#), "{junit}");
+    assert!(junit.contains(r#"tests="7" failures="0""#), "{junit}");
 }
 
 #[test]
@@ -145,6 +148,99 @@ fn run_interrupted_by_sigint_writes_a_partial_report_and_exits_130() {
     assert_eq!(report["interrupted"].as_bool(), Some(true));
     assert_eq!(report["passed"].as_bool(), Some(false));
     assert!(report["counters"]["events_delivered"].as_u64().is_some_and(|n| n > 0));
+}
+
+#[test]
+fn a_scenario_without_gates_still_fails_when_events_go_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ungated = TINY.split("[gates]").next().unwrap().to_owned();
+    let path = write(dir.path(), "lossy.toml", &format!("{ungated}[target]\nfaults = [\"drop=0.5\"]\n"));
+    let out = harness(&["run", &path, "--out", "out"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("gate counters.events_missing == 0: FAIL") && stderr.contains("[default]"),
+        "{stderr}"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/report.json")).unwrap()).unwrap();
+    let gates = report["gates"].as_array().unwrap();
+    assert!(gates.iter().all(|g| g["default"] == true), "{gates:?}");
+}
+
+#[test]
+fn an_error_names_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], i32); 5] = [
+        (&["run", "/nonexistent/s.toml"], 2),
+        (&["conform", "--token-file", "/nonexistent/tokens"], 2),
+        (&["fuzz", "--replay", "/nonexistent/finding.json"], 2),
+        (&["conform", "--target", "wss://localhost:1/v1/ws", "--ca-cert", "/nonexistent/ca.pem"], 2),
+        (&["serve", "--addr", "192.0.2.1:1"], 3),
+    ];
+    for (args, code) in cases {
+        let out = harness(args, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(stderr.matches("(os error").count(), 1, "{args:?}: {stderr}");
+    }
+}
+
+/// Starts `serve` on a free port and waits for its banner.
+fn serve_until_listening() -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child =
+        Command::new(BIN).args(["serve", "--addr", "127.0.0.1:0"]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut banner = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    while !banner.contains("listening on") {
+        banner.clear();
+        assert!(stderr.read_line(&mut banner).unwrap() > 0, "serve ended before listening");
+    }
+    // Keep draining its stderr so that it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    child
+}
+
+#[test]
+fn two_signals_at_once_are_one_request_to_drain() {
+    // `timeout` and supervisors signal a process and its group together: not an abort.
+    let mut child = serve_until_listening();
+    for _ in 0..2 {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0), "a drained server exits 0");
+}
+
+#[test]
+fn a_second_ctrl_c_later_ends_a_run_with_workers_and_leaves_none_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "long.toml", &TINY.replace("duration = \"3s\"", "duration = \"60s\""));
+    // With worker processes: an abort must take them down too, not leave them running.
+    let mut child = Command::new(BIN)
+        .args(["run", &path, "--out", "out", "-q", "--workers", "2"])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: sending signals to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(400));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    // Drained already, or aborted by the second signal: either way 130, and quickly.
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5), "the abort waited {:?}", started.elapsed());
+    let workers_left = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("cmdline")).ok())
+        .filter(|cmd| cmd.contains(&path) && cmd.contains("--shard"))
+        .count();
+    assert_eq!(workers_left, 0, "the aborted run's workers were killed");
 }
 
 #[test]

@@ -220,8 +220,8 @@ async fn the_scraper_reads_the_bundled_server() {
     let server = TestServer::spawn().await;
     let mut client = server.client().await;
     client.subscribe_to(&["alerts"], json!({})).await;
-    let target = parse_metrics_url(&format!("http://{}/metrics", server.addr()), None).unwrap();
-    let scraper = Scraper::new(vec![target.clone(), target]);
+    let target = parse_metrics_url(&format!("http://{}/metrics", server.addr())).unwrap();
+    let scraper = Scraper::new(vec![target.clone(), target], None);
     let sample = scraper.scrape().await.expect("the bundled server answers");
     assert_eq!(sample.processes.len(), 2, "two processes (the same one twice) are kept apart");
     assert_eq!(sample.connections, 2, "one connection, counted once per process");
@@ -230,6 +230,39 @@ async fn the_scraper_reads_the_bundled_server() {
     assert_eq!(scraper.counts().scraped.load(std::sync::atomic::Ordering::Relaxed), 1);
     drop(client);
     server.shutdown().await;
+}
+
+/// The body of DevTools' `GET /json/list` (Chromium keeps the connection open after it, so the
+/// body ends at its `Content-Length`, not at the end of the stream).
+async fn devtools_list(port: u16) -> String {
+    let Ok(mut socket) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let request = format!("GET /json/list HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    if socket.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok());
+            if length.is_some_and(|n| body.len() >= n) {
+                return body.to_owned();
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(1), socket.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received.extend_from_slice(&chunk[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&received).split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
 }
 
 /// One DevTools session on a page: evaluates expressions in it.
@@ -252,7 +285,7 @@ impl DevTools {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let ws_url = loop {
-            let (_, body) = http_request(&format!("127.0.0.1:{port}"), "GET", "/json/list", &[], "").await;
+            let body = devtools_list(port).await;
             let pages: serde_json::Value = serde_json::from_str(&body).unwrap_or(json!([]));
             let page = pages.as_array().and_then(|p| p.iter().find(|t| t["type"] == "page").cloned());
             if let Some(url) = page.and_then(|p| p["webSocketDebuggerUrl"].as_str().map(str::to_owned)) {

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use openframe_harness::report::model::RunReport;
+use openframe_harness::results::model::RunReport;
 use openframe_harness::runner::{self, RunOptions};
 use openframe_harness::scenario::{self, Overrides};
 

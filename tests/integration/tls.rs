@@ -2,7 +2,9 @@
 //! reconnecting clients resume their own sessions; a certificate the client must not trust, a
 //! certificate for another name and a server that does not speak TLS all stop the run with
 //! exit code 3 and say so; `--insecure` works against a self-signed server and is recorded;
-//! `conform` and `fuzz` pass over TLS.
+//! `conform` and `fuzz` pass over TLS. A self-signed certificate made as `openssl req -x509` makes
+//! it (CA:TRUE) and given with `--ca-cert` is trusted by `run`, `conform` and `fuzz`, as
+//! `curl --cacert` trusts it (issue 13 §3); one for another name still fails with exit code 3.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -13,7 +15,7 @@ use openframe_harness::fuzz::run::{self as fuzz_run, FuzzPlan, Stop};
 use openframe_harness::probe::sut::BundledTls;
 use openframe_harness::probe::{Credentials, SutSpec};
 use openframe_harness::protocol::jwt::DEFAULT_DEV_SECRET;
-use openframe_harness::report::model::RunReport;
+use openframe_harness::results::model::RunReport;
 use openframe_harness::runner::{self, RunError, RunOptions};
 use openframe_harness::scenario::plan::TargetPlan;
 use openframe_harness::scenario::{self, Overrides};
@@ -246,6 +248,7 @@ fn a_client_with_the_wrong_ca_fails_clearly_with_exit_3() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("certificate is not trusted") && stderr.contains("UnknownIssuer"), "{stderr}");
     assert_eq!(stderr.matches("TLS handshake").count(), 1, "said once: {stderr}");
+    assert!(stderr.contains("by the --ca-cert file") && !stderr.contains("pass --ca-cert"), "{stderr}");
     for command in ["conform", "fuzz"] {
         let out = harness(&[command, "--target", &server.url, "--ca-cert", wrong_ca], dir.path());
         let stderr = text(&out.stderr);
@@ -319,6 +322,94 @@ fn insecure_works_against_a_self_signed_server_and_is_recorded_loudly() {
     let conform: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("c/report.json")).unwrap()).unwrap();
     assert_eq!(conform["tls"]["insecure"], true);
+}
+
+// ---- a self-signed certificate given with --ca-cert (issue 13 §3) ----
+
+/// A self-signed certificate made as `openssl req -x509 -newkey … -subj /CN=localhost -addext
+/// subjectAltName=DNS:localhost,IP:127.0.0.1` makes it: CA:TRUE, its own issuer, `names` as
+/// subjectAltNames. Writes `cert.pem` and `key.pem` into `dir`.
+fn openssl_style_self_signed(dir: &Path, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+#[test]
+fn a_self_signed_certificate_given_with_ca_cert_is_trusted_by_run_conform_and_fuzz() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = openssl_style_self_signed(dir.path(), &["localhost", "127.0.0.1"]);
+    std::fs::write(dir.path().join("tiny.toml"), TINY).unwrap();
+    let server = TlsServer::start(&cert, &key);
+    let by_name = server.url.replace("127.0.0.1", "localhost");
+    let ca = cert.to_str().unwrap();
+    // run, by name (SNI localhost): the scenario passes over TLS, verified.
+    let out = harness(&["run", "tiny.toml", "--target", &by_name, "--ca-cert", ca, "--out", "r"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r/report.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&report["tls"]["enabled"], &report["tls"]["insecure"]),
+        (&Value::Bool(true), &Value::Bool(false))
+    );
+    assert!(report["tls"]["verification"].as_str().unwrap().contains("cert.pem"), "{}", report["tls"]);
+    assert_eq!(report["tls"]["server_name"], "localhost", "{}", report["tls"]);
+    assert_eq!(report["counters"]["events_missing"], 0, "{}", report["counters"]);
+    assert!(report["counters"]["events_delivered"].as_u64().unwrap() > 0, "{}", report["counters"]);
+    assert!(report["counters"]["tls_handshakes"].as_u64().unwrap() >= 11, "{}", report["counters"]);
+    // conform by name, fuzz by address (the certificate's IP subjectAltName).
+    let out = harness(&["conform", "--target", &by_name, "--ca-cert", ca, "--out", "c"], dir.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let conform: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("c/report.json")).unwrap()).unwrap();
+    assert_eq!((&conform["passed"], &conform["tls"]["insecure"]), (&Value::Bool(true), &Value::Bool(false)));
+    assert_eq!(conform["tls"]["server_name"], "localhost", "{}", conform["tls"]);
+    assert!(conform["summary"]["passed"].as_u64().unwrap() > 100, "{}", conform["summary"]);
+    let out = harness(
+        &["fuzz", "--target", &server.url, "--ca-cert", ca, "--cases", "50", "--seed", "3", "--out", "f"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let fuzz: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("f/report.json")).unwrap()).unwrap();
+    assert_eq!(fuzz["cases"], 50, "{fuzz}");
+    assert_eq!((&fuzz["passed"], &fuzz["tls"]["insecure"]), (&Value::Bool(true), &Value::Bool(false)));
+    assert_eq!(fuzz["tls"]["server_name"], "", "no SNI for an IP address: {}", fuzz["tls"]);
+}
+
+#[test]
+fn a_self_signed_certificate_for_another_name_fails_with_exit_3_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = openssl_style_self_signed(dir.path(), &["example.test"]);
+    std::fs::write(dir.path().join("tiny.toml"), TINY).unwrap();
+    let server = TlsServer::start(&cert, &key);
+    let by_name = server.url.replace("127.0.0.1", "localhost");
+    let ca = cert.to_str().unwrap();
+    let runs: [&[&str]; 3] = [
+        &["run", "tiny.toml", "--target", &by_name, "--ca-cert", ca, "-q"],
+        &["conform", "--target", &by_name, "--ca-cert", ca],
+        &["fuzz", "--target", &server.url, "--ca-cert", ca, "--cases", "50"],
+    ];
+    for args in runs {
+        let out = harness(args, dir.path());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains("certificate is not valid for this host name"), "{args:?}: {stderr}");
+        assert!(stderr.contains("only valid for DnsName(\"example.test\")"), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("pass --ca-cert") && !stderr.contains("CaUsedAsEndEntity"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.matches("TLS handshake").count(), 1, "said once: {args:?}: {stderr}");
+    }
 }
 
 // ---- conform and fuzz over TLS ----

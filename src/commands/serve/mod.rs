@@ -1,4 +1,5 @@
-//! `serve`: the bundled reference server in the foreground until SIGINT or SIGTERM (CLI.md).
+//! `serve`: the bundled reference server in the foreground until SIGINT or SIGTERM (CLI.md):
+//! the first closes every connection with 1001, a second aborts ([`Shutdown`]).
 //!
 //! - alone: one process, one hub;
 //! - `--broker URL`: one process of a cluster (`server::cluster`), with any number of others on
@@ -12,19 +13,19 @@ use std::io::Write;
 
 use anyhow::{Context, anyhow};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 
+use super::shutdown::Shutdown;
 use crate::cli::ServeArgs;
-use crate::error::Outcome;
+use crate::commands::outcome::Outcome;
 use crate::protocol::jwt::DEFAULT_DEV_SECRET;
 use crate::server::cluster::BrokerConfig;
 use crate::server::{self, Faults, ServerConfig, ServerError, ServerHandle};
 use crate::tls::ServerTls;
 use crate::util::process;
 
-pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
+pub async fn execute(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<Outcome> {
     if args.workers > 1 {
-        return supervisor::run(args).await;
+        return supervisor::run(args, shutdown).await;
     }
     // Every connection is a file descriptor: take all the kernel allows this process.
     let open_files = process::raise_open_files_limit();
@@ -32,8 +33,6 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
     if !config.faults.is_empty() && args.worker.is_none_or(|i| i == 0) {
         eprintln!("WARNING: faults injected on purpose: {:?}", config.faults);
     }
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let handle = match args.worker {
         Some(index) => start_worker(&args, config, index).await?,
         None => {
@@ -43,14 +42,10 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
         }
     };
     tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+        () = shutdown.draining() => {}
         _ = handle.stopping() => {}
     }
     let failure = handle.failure().map(str::to_owned);
-    if failure.is_none() && args.worker.is_none() {
-        eprintln!("shutting down: closing every connection with 1001");
-    }
     handle.shutdown().await;
     match failure {
         Some(reason) => Err(anyhow!("the server stopped: {reason}")),
@@ -107,10 +102,11 @@ fn print_banner(handle: &ServerHandle, open_files: u64) {
 async fn start_worker(args: &ServeArgs, config: ServerConfig, index: u32) -> anyhow::Result<ServerHandle> {
     let addr = args.addr;
     let shared_listener =
-        server::bind_reuse_port(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        server::bind_reuse_port(addr).map_err(|source| ServerError::Bind { addr, cause: source })?;
     let own_addr = std::net::SocketAddr::new(addr.ip(), 0);
-    let own =
-        TcpListener::bind(own_addr).await.map_err(|source| ServerError::Bind { addr: own_addr, source })?;
+    let own = TcpListener::bind(own_addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr: own_addr, cause: source })?;
     let own_addr = own.local_addr().context("reading the worker's own address")?;
     let handle = server::start_on(shared_listener, config).await?;
     handle.serve_also(own);

@@ -2,8 +2,9 @@
 //!
 //! The parent reserves the address (a bound, non-listening `SO_REUSEPORT` socket, so that port 0
 //! becomes one port for all), starts each child with `--worker I` on it, waits for each to
-//! report `ready <own address>`, prints the address once, and then only supervises: SIGINT and
-//! SIGTERM are forwarded to every child and the parent exits 0 when they have stopped cleanly.
+//! report `ready <own address>`, prints the address once, and then only supervises: the first
+//! SIGINT or SIGTERM is passed on to every child as SIGTERM and the parent exits 0 when they have
+//! stopped cleanly; a second kills them.
 //! A child that dies is reported and not replaced: its clients were cut, the others keep
 //! being served. Children run in their own process group (a terminal's Ctrl-C reaches them only
 //! through the parent) and get SIGTERM if the parent dies.
@@ -20,11 +21,11 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 
 use crate::cli::ServeArgs;
-use crate::error::{BadInput, Outcome};
+use crate::commands::outcome::{BadInput, Outcome};
+use crate::commands::shutdown::Shutdown;
 use crate::server::cluster::BrokerConfig;
 use crate::server::{self, ServerError};
 use crate::util::process;
@@ -44,7 +45,7 @@ struct Worker {
     own_addr: SocketAddr,
 }
 
-pub(super) async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
+pub(super) async fn run(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<Outcome> {
     let Some(broker) = &args.broker else {
         return Err(BadInput(format!(
             "--workers {} needs --broker: the worker processes form one server only through a broker \
@@ -56,8 +57,8 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         .into());
     };
     let broker = BrokerConfig { url: broker.clone(), prefix: args.broker_prefix.clone() };
-    let (reservation, addr) =
-        server::reserve_port(args.addr).map_err(|source| ServerError::Bind { addr: args.addr, source })?;
+    let (reservation, addr) = server::reserve_port(args.addr)
+        .map_err(|source| ServerError::Bind { addr: args.addr, cause: source })?;
     let mut workers = Vec::with_capacity(args.workers as usize);
     for index in 0..args.workers {
         match spawn_worker(&args, addr, index).await {
@@ -87,7 +88,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         );
     }
     eprintln!("  {http}://{addr}/metrics and /healthz answer from whichever worker the kernel picks");
-    supervise(workers).await
+    supervise(workers, &shutdown).await
 }
 
 /// The flags of worker `index`: everything the parent was given except `--workers`; the secret
@@ -140,7 +141,8 @@ async fn spawn_worker(args: &ServeArgs, addr: SocketAddr, index: u32) -> anyhow:
         .args(worker_args(args, addr, index))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
     if let Some(secret) = &args.secret.jwt_secret {
         command.env("OPENFRAME_JWT_SECRET", secret);
     }
@@ -195,17 +197,14 @@ async fn drain(mut lines: tokio::io::Lines<BufReader<ChildStdout>>) {
     }
 }
 
-/// Waits for signals and children until every worker has stopped.
-async fn supervise(workers: Vec<Worker>) -> anyhow::Result<Outcome> {
+/// Waits for the drain request and the children until every worker has stopped.
+async fn supervise(workers: Vec<Worker>, shutdown: &Shutdown) -> anyhow::Result<Outcome> {
     let total = workers.len();
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut live: BTreeMap<u32, i32> = workers.iter().map(|w| (w.index, w.pid)).collect();
     let mut exits = watch_exits(workers);
-    let forwarded = loop {
+    loop {
         tokio::select! {
-            _ = terminate.recv() => break libc::SIGTERM,
-            _ = interrupt.recv() => break libc::SIGINT,
+            () = shutdown.draining() => break,
             exited = exits.join_next() => {
                 let Some(Ok((index, status))) = exited else { continue };
                 live.remove(&index);
@@ -219,16 +218,16 @@ async fn supervise(workers: Vec<Worker>) -> anyhow::Result<Outcome> {
                 }
             }
         }
-    };
-    eprintln!("shutting down: stopping {} workers", live.len());
+    }
+    eprintln!("stopping {} workers", live.len());
     for pid in live.values() {
         // SAFETY: signalling our own child processes.
-        unsafe { libc::kill(*pid, forwarded) };
+        unsafe { libc::kill(*pid, libc::SIGTERM) };
     }
     let mut failed = Vec::new();
     let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
     while !live.is_empty() {
-        // Further signals change nothing (`timeout` sends two at once); the deadline bounds the wait.
+        // The deadline bounds the wait; a second Ctrl-C aborts (the workers are killed on drop).
         let exited = tokio::select! {
             exited = exits.join_next() => exited,
             _ = tokio::time::sleep_until(deadline) => None,

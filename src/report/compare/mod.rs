@@ -42,9 +42,8 @@ pub use table::write_comparison;
 
 use noise::{Stat, latency_error, rate_standard_error};
 
-use crate::error::Outcome;
-use crate::report::counters::{CounterKind, kind_of};
-use crate::report::model::{Interval, LatencySummary, RunReport};
+use crate::results::counters::{CounterKind, kind_of};
+use crate::results::model::{Interval, LatencySummary, RunReport};
 
 /// How strict the comparison is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -156,16 +155,26 @@ impl Comparison {
         self.rows.iter().filter(|r| !matches!(r.verdict, Verdict::NotJudged(_))).count()
     }
 
-    /// 4 when a run cannot be trusted, 1 on any regression, 0 otherwise.
-    pub fn outcome(&self) -> Outcome {
+    /// What the comparison concludes as a whole: not judged when a run cannot be trusted,
+    /// else regressed when any figure regressed.
+    pub fn conclusion(&self) -> Conclusion {
         if !self.untrusted.is_empty() {
-            Outcome::Untrustworthy
+            Conclusion::NotJudged
         } else if self.regressions().next().is_some() {
-            Outcome::Failed
+            Conclusion::Regressed
         } else {
-            Outcome::Passed
+            Conclusion::NoRegression
         }
     }
+}
+
+/// The verdict of a whole comparison (`commands::compare` maps it to an exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conclusion {
+    NoRegression,
+    Regressed,
+    /// A run cannot be trusted, so nothing was judged.
+    NotJudged,
 }
 
 /// Latency metrics judged; the others in a report are the harness's own timing.
@@ -235,7 +244,7 @@ impl Runs<'_> {
     fn latency_rows(&self, rows: &mut Vec<Row>) {
         let mut metrics: Vec<&String> = self.all().flat_map(|r| r.latency_us.keys()).collect();
         metrics
-            .sort_by_key(|m| crate::metrics::LatencyMetric::from_name(m).map_or(usize::MAX, |m| m as usize));
+            .sort_by_key(|m| crate::results::LatencyMetric::from_name(m).map_or(usize::MAX, |m| m as usize));
         metrics.dedup();
         for metric in metrics {
             let summaries: Vec<LatencySummary> =

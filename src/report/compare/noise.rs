@@ -20,7 +20,7 @@
 //! errors, not one.
 
 use crate::metrics::histogram::{Latency, decode};
-use crate::report::model::{Interval, RunReport};
+use crate::results::model::{Interval, RunReport};
 
 /// Fewer usable seconds than this give no estimate (a spread of two values means little).
 pub const MIN_INTERVALS: usize = 3;

@@ -3,19 +3,18 @@
 
 use std::io::{self, Write};
 
-use super::{Bound, Comparison, Row, Unit, Verdict};
-use crate::error::Outcome;
+use super::{Bound, Comparison, Conclusion, Row, Unit, Verdict};
 use crate::report::numbers::{format_count, format_int, format_latency, trim_number};
 
 pub fn write_comparison<W: Write>(w: &mut W, comparison: &Comparison) -> io::Result<()> {
     let c = &comparison.current;
     let regressions: Vec<&Row> = comparison.regressions().collect();
-    let headline = match comparison.outcome() {
-        Outcome::Untrustworthy => "NOT JUDGED (a run cannot be trusted)".to_owned(),
-        Outcome::Failed => {
+    let headline = match comparison.conclusion() {
+        Conclusion::NotJudged => "NOT JUDGED (a run cannot be trusted)".to_owned(),
+        Conclusion::Regressed => {
             format!("REGRESSION ({} of {} judged figures)", regressions.len(), comparison.judged())
         }
-        _ => format!("no regression ({} figures judged)", comparison.judged()),
+        Conclusion::NoRegression => format!("no regression ({} figures judged)", comparison.judged()),
     };
     writeln!(w, "## openframe-harness compare `{}`: {headline}\n", c.scenario)?;
     let baseline = match comparison.baselines.as_slice() {

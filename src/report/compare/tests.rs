@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::metrics::histogram::{encode, new_histogram, record};
-use crate::report::model::GroupReport;
+use crate::results::model::GroupReport;
 
 /// A run with `seconds` steady seconds of fan-out around `p99_us` (per-second p99 varying by
 /// `spread_us`), 2,000 deliveries a second, 100 events published a second.
@@ -45,7 +45,7 @@ fn row<'c>(comparison: &'c Comparison, metric: &str) -> &'c Row {
 fn a_run_compared_with_itself_has_no_regression() {
     let report = run(40_000, 0, 10);
     let comparison = compare(std::slice::from_ref(&report), &report, Options::default());
-    assert_eq!(comparison.outcome(), Outcome::Passed);
+    assert_eq!(comparison.conclusion(), Conclusion::NoRegression);
     assert!(comparison.judged() >= 20, "{}", comparison.judged());
     assert!(comparison.rows.iter().all(|r| !matches!(r.verdict, Verdict::Regressed | Verdict::Improved)));
     assert_eq!(comparison.notes.len(), 1, "{:?}", comparison.notes);
@@ -63,10 +63,10 @@ fn a_tail_beyond_the_bound_is_a_regression() {
     assert_eq!(p99.verdict, Verdict::Regressed);
     assert_eq!(p99.allowance.map(|a| a.1), Some(Bound::Relative));
     assert_eq!(row(&comparison, "latency.fanout.p50").verdict, Verdict::Within, "the body did not move");
-    assert_eq!(comparison.outcome(), Outcome::Failed);
+    assert_eq!(comparison.conclusion(), Conclusion::Regressed);
     let back = compare(std::slice::from_ref(&current), &baseline, Options::default());
     assert_eq!(row(&back, "latency.fanout.p99").verdict, Verdict::Improved);
-    assert_eq!(back.outcome(), Outcome::Passed);
+    assert_eq!(back.conclusion(), Conclusion::NoRegression);
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn an_untrustworthy_run_gets_no_verdict() {
     current.valid = false;
     current.harness.reasons.push("loop lag 90ms".into());
     let comparison = compare(std::slice::from_ref(&baseline), &current, Options::default());
-    assert_eq!(comparison.outcome(), Outcome::Untrustworthy);
+    assert_eq!(comparison.conclusion(), Conclusion::NotJudged);
     assert!(comparison.untrusted[0].contains("loop lag 90ms"));
 }
 

@@ -2,10 +2,10 @@
 //! HdrHistograms) and values per second (from the intervals).
 
 use crate::metrics::histogram::{Latency, decode};
-use crate::report::model::{Interval, RunReport};
-use crate::report::server_sample::ServerSample;
+use crate::report::gates::Gate;
+use crate::results::server_sample::ServerSample;
 use crate::report::svg::{ALERT, Axis, AxisKind, Chart, Marker, PALETTE, Series, Size, Unit};
-use crate::scenario::gates::Gate;
+use crate::results::model::{Interval, RunReport};
 
 /// Fan-out latency by percentile: every delivery, and each event's last delivery, with the
 /// thresholds of the run's fan-out latency gates.
@@ -359,7 +359,7 @@ fn max_value(series: &[Series]) -> f64 {
 mod tests {
     use super::*;
     use crate::metrics::histogram::{encode, new_histogram, record};
-    use crate::report::model::GateResult;
+    use crate::results::model::GateResult;
 
     fn report_with_fanout(values: impl IntoIterator<Item = u64>) -> RunReport {
         let mut report = RunReport::empty("x");
@@ -396,6 +396,7 @@ mod tests {
             expr: "latency.fanout.p99 < 60ms".into(),
             observed: "49.5ms".into(),
             passed: true,
+            default: false,
         });
         let chart = fanout_percentiles(&report);
         assert_eq!(chart.series.len(), 1, "no completion histogram, no completion line");

@@ -15,7 +15,7 @@ pub use charts::server_charts;
 use std::io::{self, Write};
 
 use super::markup::escape;
-use super::model::RunReport;
+use crate::results::model::RunReport;
 
 const CSS: &str = include_str!("page.css");
 const CHECK_JS: &str = include_str!("check.js");
@@ -53,7 +53,7 @@ pub fn write_html<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::metrics::histogram::{encode, new_histogram, record, summarize};
-    use crate::report::model::{GateResult, Interval, Sample};
+    use crate::results::model::{GateResult, Interval, Sample};
 
     fn sample_report() -> RunReport {
         let mut report = RunReport::empty("smoke <test>");
@@ -84,6 +84,7 @@ mod tests {
             expr: "counters.events_missing == 0".into(),
             observed: "2".into(),
             passed: false,
+            default: false,
         });
         report.passed = false;
         report.counters.events_missing = 2;

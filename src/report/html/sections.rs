@@ -4,12 +4,12 @@
 use std::fmt::Write;
 
 use super::charts;
-use crate::report::counters::{CounterKind, describe, kind_of};
 use crate::report::markup::escape;
 use crate::report::md::{LATENCY_ROWS, verdict};
-use crate::report::model::{LatencySummary, RunReport};
 use crate::report::numbers::{format_count, format_int as int, format_latency};
 use crate::report::svg::Chart;
+use crate::results::counters::{CounterKind, describe, kind_of};
+use crate::results::model::{LatencySummary, RunReport};
 
 /// Latency metrics the harness records about itself, after the ones `report.md` shows.
 const HARNESS_LATENCY_ROWS: &[(&str, &str)] =
@@ -124,9 +124,10 @@ pub fn summary(page: &mut String, report: &RunReport) {
             };
             let _ = write!(
                 page,
-                r#"<tr{}><td><code>{}</code></td><td class="n">{}</td><td class="{class}">{text}</td></tr>"#,
+                r#"<tr{}><td><code>{}</code>{}</td><td class="n">{}</td><td class="{class}">{text}</td></tr>"#,
                 if class == "fail" { r#" class="bad""# } else { "" },
                 escape(&gate.expr),
+                if gate.default { " (default)" } else { "" },
                 escape(&gate.observed)
             );
         }

@@ -1,0 +1,70 @@
+//! What the target's own metrics said at one second (`intervals[].server` of `report.json`):
+//! data only. `telemetry` fills it from scrapes; the report writers and the live page read it.
+
+use serde::{Deserialize, Serialize};
+
+/// The server's figures at one second: totals over every process of the target, and for a
+/// cluster the same figures per process (in the order the processes were given).
+///
+/// Counters are as the server reports them (since it started); a figure the target does not
+/// export is 0.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSample {
+    /// Open WebSocket connections.
+    pub connections: u64,
+    /// Subscriptions held, all topics.
+    pub subscriptions: u64,
+    pub events_published: u64,
+    /// Event deliveries the server queued to subscribers.
+    pub events_delivered: u64,
+    pub slow_consumer_disconnects: u64,
+    pub auth_failures: u64,
+    pub protocol_errors: u64,
+    /// CPU time (user + system) the server's processes used since they started, in seconds.
+    pub cpu_s: f64,
+    /// Resident memory of the server's processes, in bytes.
+    pub rss_bytes: u64,
+    /// One sample per process when the target has more than one (a cluster); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ServerSample>,
+}
+
+impl ServerSample {
+    /// The sum over `processes`, keeping them as the per-process series (a single process is
+    /// returned as it is).
+    pub fn sum(mut processes: Vec<ServerSample>) -> ServerSample {
+        if processes.len() == 1 {
+            return processes.pop().unwrap_or_default();
+        }
+        let mut total = ServerSample::default();
+        for p in &processes {
+            total.connections += p.connections;
+            total.subscriptions += p.subscriptions;
+            total.events_published += p.events_published;
+            total.events_delivered += p.events_delivered;
+            total.slow_consumer_disconnects += p.slow_consumer_disconnects;
+            total.auth_failures += p.auth_failures;
+            total.protocol_errors += p.protocol_errors;
+            total.cpu_s += p.cpu_s;
+            total.rss_bytes += p.rss_bytes;
+        }
+        total.processes = processes;
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_is_summed_and_keeps_each_process() {
+        let one = ServerSample { connections: 2, cpu_s: 1.0, rss_bytes: 10, ..ServerSample::default() };
+        let two = ServerSample { connections: 3, cpu_s: 0.5, rss_bytes: 20, ..ServerSample::default() };
+        let total = ServerSample::sum(vec![one.clone(), two.clone()]);
+        assert_eq!((total.connections, total.cpu_s, total.rss_bytes), (5, 1.5, 30));
+        assert_eq!(total.processes, vec![one.clone(), two]);
+        assert_eq!(ServerSample::sum(vec![one.clone()]), one, "one process has no per-process list");
+    }
+}

@@ -1,0 +1,255 @@
+//! The validated plan a run executes (STYLE rule 3): enums instead of optional keys, defaults
+//! applied, every cross-field rule checked. The runner never sees the TOML.
+//!
+//! [`build`] walks the file in order and hands each part to its own module: [`target`] (what the
+//! run talks to, how it authenticates), [`groups`] (client groups), [`publishers`]; the checks
+//! that span parts (group names unique, gates naming known groups) stay here.
+
+use std::ops::Range;
+use std::time::Duration;
+
+mod groups;
+mod publishers;
+mod target;
+
+pub use groups::{Arrival, Churn, GroupPlan, Stall};
+pub use publishers::PublisherPlan;
+pub use target::read_tokens;
+
+use super::model::ScenarioFile;
+/// Parsed once in the file's model and used as they are.
+pub use super::model::{Credential, Via};
+use crate::report::gates::Gate;
+use crate::server::Faults;
+
+/// A problem in the scenario, at a byte range of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    pub span: Range<usize>,
+    pub message: String,
+}
+
+impl PlanError {
+    fn at(span: Range<usize>, message: impl Into<String>) -> PlanError {
+        PlanError { span, message: message.into() }
+    }
+}
+
+/// Values given on the command line, which win over the file (CLI.md).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub target: Option<String>,
+    pub seed: Option<u64>,
+    pub duration: Option<Duration>,
+    pub jwt_secret: Option<String>,
+    pub token_file: Option<Vec<String>>,
+    /// `--tls` / `--no-tls`: the bundled server over TLS or plain.
+    pub tls: Option<bool>,
+    /// `--ca-cert FILE`.
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// `--insecure`.
+    pub insecure: bool,
+    /// `--threads N`: the run's threads, instead of the file's or one per core.
+    pub threads: Option<usize>,
+    /// `--shard I/N`: this process runs one share of a run whose shards must share one server.
+    pub sharded: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub description: String,
+    /// From the start of the run to the clients' final close.
+    pub duration: Duration,
+    pub seed: u64,
+    pub target: TargetPlan,
+    /// How the clients check a TLS target's certificate.
+    pub tls: TlsPlan,
+    pub credentials: CredentialSource,
+    pub token_ttl: Duration,
+    pub groups: Vec<GroupPlan>,
+    /// One per publisher connection.
+    pub publishers: Vec<PublisherPlan>,
+    pub gates: Vec<Gate>,
+    pub harness: HarnessPlan,
+    /// `[target] metrics_url`: where the target's Prometheus metrics are scraped (http or https).
+    pub metrics_url: Option<String>,
+    /// The scenario file's text, kept for the report.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetPlan {
+    /// The bundled server, started for the run: in-process, or as a cluster of `serve`
+    /// processes over a Redis broker when `cluster_workers` > 1.
+    Embedded {
+        faults: Faults,
+        /// `faults` as written (`serve --fault SPEC`), for a cluster's processes.
+        fault_specs: Vec<String>,
+        queue: Option<usize>,
+        socket_send_buffer: Option<u32>,
+        /// Over TLS, with a certificate generated at start that the clients trust.
+        tls: bool,
+        /// Server processes; 1: the server runs inside the harness's own process.
+        cluster_workers: u32,
+    },
+    External {
+        ws_url: String,
+        http_url: String,
+    },
+}
+
+/// The clients' certificate checks, for a `wss://` target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsPlan {
+    /// Trust only the CA certificates in this file (default: the platform's roots, or the
+    /// generated CA of the bundled server).
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Skip certificate verification.
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// Mint tokens with this HS256 secret.
+    Secret(Vec<u8>),
+    /// Use these tokens, round robin (publishers need the `publish` scope).
+    Tokens(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HarnessPlan {
+    pub threads: usize,
+    pub max_loop_lag: Duration,
+    pub drain: Duration,
+    pub connect_timeout: Duration,
+    /// `[harness] live`: the live endpoint's address.
+    pub live: Option<std::net::SocketAddr>,
+}
+
+impl Plan {
+    pub fn planned_clients(&self) -> u64 {
+        self.groups.iter().map(|g| g.count).sum()
+    }
+
+    /// Whether the clients connect over TLS (the bundled server with `tls`, or a `wss://` URL).
+    pub fn uses_tls(&self) -> bool {
+        match &self.target {
+            TargetPlan::Embedded { tls, .. } => *tls,
+            TargetPlan::External { ws_url, .. } => ws_url.starts_with("wss://"),
+        }
+    }
+
+    /// Whether the bundled server runs inside this process (it shares the harness's CPU,
+    /// memory and open files).
+    pub fn bundled_in_process(&self) -> bool {
+        matches!(self.target, TargetPlan::Embedded { cluster_workers: 1, .. })
+    }
+
+    /// `embedded` or the target URL, as the report names it (the `tls` section says whether
+    /// the bundled server spoke TLS).
+    pub fn target_name(&self) -> String {
+        match &self.target {
+            TargetPlan::Embedded { .. } => "embedded".to_owned(),
+            TargetPlan::External { ws_url, .. } => ws_url.clone(),
+        }
+    }
+}
+
+/// Builds the plan from a parsed file. `whole` is the file's full span, for errors that
+/// belong to no single value.
+pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<Plan, PlanError> {
+    let whole = 0..source.len().min(1);
+    if file.name.trim().is_empty() {
+        return Err(PlanError::at(whole, "`name` must not be empty"));
+    }
+    let duration = overrides.duration.unwrap_or(file.duration.0);
+    if duration < Duration::from_secs(1) {
+        return Err(PlanError::at(whole, "`duration` must be at least 1s"));
+    }
+    let harness = HarnessPlan {
+        threads: overrides
+            .threads
+            .or(file.harness.threads.map(|c| c.0 as usize))
+            .unwrap_or_else(crate::util::process::cpu_count)
+            .clamp(1, 64),
+        max_loop_lag: file.harness.max_loop_lag.map_or(Duration::from_millis(25), |d| d.0),
+        drain: file.harness.drain.map_or(Duration::from_secs(2), |d| d.0),
+        connect_timeout: file.harness.connect_timeout.map_or(Duration::from_secs(10), |d| d.0),
+        live: match &file.harness.live {
+            None => None,
+            Some(addr) => Some(crate::util::url::parse_socket_addr(addr.get_ref()).ok_or_else(|| {
+                PlanError::at(
+                    addr.span(),
+                    format!("live must be HOST:PORT, e.g. 127.0.0.1:0, got {:?}", addr.get_ref()),
+                )
+            })?),
+        },
+    };
+    let (target, tls, metrics_url) = target::target(file.target, overrides)?;
+    let (auth, auth_span) = match file.auth {
+        Some(auth) => (auth.get_ref().clone(), auth.span()),
+        None => (Default::default(), whole.clone()),
+    };
+    let credentials = target::credentials(&auth, auth_span, overrides, &target)?;
+    let mut groups = Vec::with_capacity(file.clients.len());
+    for spec in &file.clients {
+        let group = groups::group(spec.get_ref(), spec.span(), duration)?;
+        if groups.iter().any(|g: &GroupPlan| g.name == group.name) {
+            return Err(PlanError::at(spec.span(), format!("two client groups are named {:?}", group.name)));
+        }
+        if matches!(group.credential, Credential::Expired)
+            && !matches!(credentials, CredentialSource::Secret(_))
+        {
+            return Err(PlanError::at(
+                spec.span(),
+                "credential = \"expired\" needs [auth] jwt_secret to sign with",
+            ));
+        }
+        groups.push(group);
+    }
+    let settled =
+        groups.iter().filter(|g| g.credential.is_valid()).map(GroupPlan::ready_at).max().unwrap_or_default()
+            + Duration::from_secs(1);
+    let mut publishers = Vec::new();
+    for spec in &file.publishers {
+        publishers.extend(publishers::publisher(
+            spec.get_ref(),
+            spec.span(),
+            publishers.len(),
+            settled,
+            duration,
+            harness.drain,
+        )?);
+    }
+    if matches!(&credentials, CredentialSource::Tokens(tokens) if tokens.is_empty()) {
+        return Err(PlanError::at(whole, "the token file holds no tokens"));
+    }
+    let mut gates = Vec::new();
+    for (metric, condition) in &file.gates {
+        let group_names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        let gate = Gate::parse(metric.get_ref(), condition.get_ref(), &group_names).map_err(|message| {
+            let span = if message.starts_with("unknown metric") { metric.span() } else { condition.span() };
+            PlanError::at(span, message)
+        })?;
+        gates.push(gate);
+    }
+    gates.extend(Gate::defaults(&gates));
+    let token_ttl = auth.token_ttl.map_or(duration + Duration::from_secs(600), |d| d.0);
+    Ok(Plan {
+        name: file.name,
+        description: file.description,
+        duration,
+        seed: overrides.seed.or(file.seed).unwrap_or_else(rand::random),
+        target,
+        tls,
+        credentials,
+        token_ttl,
+        groups,
+        publishers,
+        gates,
+        harness,
+        metrics_url,
+        source: source.to_owned(),
+    })
+}

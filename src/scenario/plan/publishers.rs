@@ -1,0 +1,113 @@
+//! A publisher's plan: its topic, content mix, rate split over its connections and its
+//! publishing window. Knows nothing of client groups or the target.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use super::{PlanError, Via};
+use crate::protocol::Topic;
+use crate::protocol::topic::{DEVICE_STATUSES, SEVERITIES, SYSTEM_STATUSES};
+use crate::scenario::model::PublisherSpec;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublisherPlan {
+    /// Index among all publisher connections; carried in every event it sends.
+    pub index: u32,
+    pub name: String,
+    pub topic: Topic,
+    pub rate_per_s: f64,
+    pub via: Via,
+    /// The field the mix chooses (`severity` or `status`) and its weighted values.
+    pub mix: Vec<(&'static str, u32)>,
+    pub device_ids: u64,
+    pub payload_bytes: usize,
+    /// Publishing window, relative to the start of the run.
+    pub start: Duration,
+    pub stop: Duration,
+}
+
+impl PublisherPlan {
+    /// Events this publisher sends at most (its window × rate).
+    pub fn planned_events(&self) -> u64 {
+        ((self.stop.saturating_sub(self.start)).as_secs_f64() * self.rate_per_s).ceil() as u64
+    }
+}
+
+pub(super) fn publisher(
+    spec: &PublisherSpec,
+    span: Range<usize>,
+    first_index: usize,
+    settled: Duration,
+    duration: Duration,
+    drain: Duration,
+) -> Result<Vec<PublisherPlan>, PlanError> {
+    let topic = spec.topic.0;
+    let name = spec.name.clone().unwrap_or_else(|| format!("{topic}-publisher"));
+    let error = |message: String| PlanError::at(span.clone(), format!("publisher {name:?}: {message}"));
+    let (field, values, given) = match topic {
+        Topic::Alerts => {
+            if spec.status_mix.is_some() {
+                return Err(error(
+                    "`status_mix` applies to devices and system_status; alerts take `severity_mix`".into(),
+                ));
+            }
+            ("severity", SEVERITIES, spec.severity_mix.as_ref())
+        }
+        Topic::Devices | Topic::SystemStatus => {
+            if spec.severity_mix.is_some() {
+                return Err(error(format!("`severity_mix` applies to alerts; {topic} takes `status_mix`")));
+            }
+            let values = if topic == Topic::Devices { DEVICE_STATUSES } else { SYSTEM_STATUSES };
+            ("status", values, spec.status_mix.as_ref())
+        }
+    };
+    let mix: Vec<(&'static str, u32)> = match given {
+        None => values.iter().map(|v| (*v, 1)).collect(),
+        Some(spanned) => {
+            let mut mix = Vec::new();
+            for (value, weight) in spanned.get_ref() {
+                let known = values.iter().find(|v| **v == value).ok_or_else(|| {
+                    PlanError::at(
+                        spanned.span(),
+                        format!(
+                            "publisher {name:?}: {value:?} is not a {field} of {topic} (expected one of {})",
+                            values.join(", ")
+                        ),
+                    )
+                })?;
+                mix.push((*known, *weight));
+            }
+            if mix.iter().all(|(_, w)| *w == 0) {
+                return Err(PlanError::at(
+                    spanned.span(),
+                    format!("publisher {name:?}: the mix's weights add up to 0"),
+                ));
+            }
+            mix
+        }
+    };
+    let connections = spec.connections.map_or(1, |c| c.0);
+    let start = spec.start_after.map_or(settled, |d| d.0);
+    let stop = duration.saturating_sub(spec.stop_before_end.map_or(drain, |d| d.0));
+    if start >= stop {
+        return Err(error(format!(
+            "its window is empty: it starts at {start:?} and must stop by {stop:?} (duration minus the drain); \
+             lengthen `duration` or set `start_after`"
+        )));
+    }
+    let rate_per_s = spec.rate.0 / connections as f64;
+    Ok((0..connections)
+        .map(|i| PublisherPlan {
+            index: (first_index as u64 + i) as u32,
+            name: if connections == 1 { name.clone() } else { format!("{name}#{i}") },
+            topic,
+            rate_per_s,
+            via: spec.via,
+            mix: mix.clone(),
+            device_ids: spec.device_ids.map_or(100, |c| c.0),
+            payload_bytes: spec.payload_bytes.unwrap_or(0),
+            start,
+            stop,
+        })
+        .collect())
+}
