@@ -6,8 +6,8 @@
 
 use super::snapshot::LiveSecond;
 use crate::report::html::server_charts;
-use crate::results::server_sample::ServerSample;
 use crate::report::svg::{Axis, AxisKind, Chart, PALETTE, Series, Size, Unit};
+use crate::results::server_sample::ServerSample;
 
 /// The page shows at most this many of the latest seconds.
 pub const WINDOW_S: usize = 600;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::histogram::{encode, summarize};
-use super::progress::{Progress, ProgressLine};
+use super::progress::{Progress, ProgressLine, WorkerSecond};
 use super::{Histograms, ShardReport};
 use crate::protocol::ViolationKind;
 use crate::results::LatencyMetric;
@@ -56,6 +56,8 @@ pub struct Totals {
     pub shard_busy: Vec<f64>,
     /// When the server sample attached to the latest interval was taken (one sample, one interval).
     pub last_server_sample: Option<Instant>,
+    /// Per client group, connected at the end of the latest closed interval.
+    pub clients_by_group: Vec<u64>,
 }
 
 impl Totals {
@@ -88,7 +90,8 @@ struct PendingInterval {
     reports: usize,
     counters: Counters,
     histograms: Histograms,
-    clients: u64,
+    /// Per group.
+    clients: Vec<u64>,
 }
 
 /// Runs until every shard has sent its final report (or every sender is gone).
@@ -97,7 +100,7 @@ pub async fn run(config: AggregatorConfig, mut reports: mpsc::Receiver<ShardRepo
     let mut totals = Totals { counters: vec![Counters::default(); config.groups + 1], ..Totals::default() };
     let mut pending: BTreeMap<u64, PendingInterval> = BTreeMap::new();
     let mut finished_shards = 0;
-    let mut clients_by_shard = vec![0u64; config.shards];
+    let mut clients_by_shard = vec![vec![0u64; config.groups]; config.shards];
     while finished_shards < config.shards {
         let Some(report) = reports.recv().await else { break };
         if report.is_final {
@@ -106,7 +109,7 @@ pub async fn run(config: AggregatorConfig, mut reports: mpsc::Receiver<ShardRepo
             totals.shard_busy.push(report.busy);
         }
         if let Some(slot) = clients_by_shard.get_mut(report.shard) {
-            *slot = report.clients_connected;
+            slot.clone_from(&report.clients_connected);
         }
         fold_into_totals(&mut totals, &report);
         let interval = pending.entry(report.interval).or_default();
@@ -115,7 +118,9 @@ pub async fn run(config: AggregatorConfig, mut reports: mpsc::Receiver<ShardRepo
             interval.counters += c;
         }
         interval.histograms.merge(&report.histograms);
-        interval.clients = clients_by_shard.iter().sum();
+        interval.clients = (0..config.groups)
+            .map(|g| clients_by_shard.iter().map(|shard| shard.get(g).copied().unwrap_or(0)).sum())
+            .collect();
         // Close every interval all shards have reported, oldest first.
         while let Some(entry) = pending.first_entry() {
             if entry.get().reports < config.shards && finished_shards < config.shards {
@@ -187,7 +192,8 @@ fn close_interval(
         + c.events_out_of_order
         + c.filter_violations
         + c.events_after_unsubscribe;
-    totals.peak_clients = totals.peak_clients.max(done.clients);
+    let clients: u64 = done.clients.iter().sum();
+    totals.peak_clients = totals.peak_clients.max(clients);
     let histograms = LatencyMetric::ALL
         .iter()
         .filter(|m| !done.histograms.get(**m).is_empty())
@@ -195,7 +201,7 @@ fn close_interval(
         .collect();
     let interval = Interval {
         t_s: index as f64,
-        clients: done.clients,
+        clients,
         events_published: c.events_published,
         events_delivered: c.events_delivered,
         fanout_p50_us: fanout.p50,
@@ -210,6 +216,17 @@ fn close_interval(
             .and_then(|samples| fresh_sample(samples, &mut totals.last_server_sample)),
     };
     let so_far = summarize(totals.histograms.get(LatencyMetric::Fanout));
+    let missing = totals.counters_total().events_missing;
+    // Only a parent process reads the detail: other progress costs nothing more.
+    let detail = (*progress == Progress::JsonLines).then(|| {
+        Box::new(WorkerSecond {
+            counters: totals.counters_total(),
+            clients_by_group: done.clients.clone(),
+            histograms: interval.histograms.clone(),
+            cpu_s: crate::util::process::cpu_time().as_secs_f64(),
+            server: interval.server.clone(),
+        })
+    });
     progress.show(&ProgressLine {
         t_s: interval.t_s,
         duration_s: config.duration_s,
@@ -217,10 +234,12 @@ fn close_interval(
         planned_clients: config.planned_clients,
         events_per_s: interval.events_delivered,
         fanout_p99_us: so_far.p99,
-        missing: totals.counters_total().events_missing,
+        missing,
         errors: totals.intervals.iter().map(|i| i.errors).sum::<u64>() + errors,
+        detail,
     });
     totals.intervals.push(interval);
+    totals.clients_by_group = done.clients;
     if let Some(hook) = &config.on_interval {
         (hook.0)(totals, &done.histograms);
     }
@@ -246,7 +265,7 @@ mod tests {
         let mut stats = ShardStats::new(1);
         stats.counters[0].events_delivered = delivered;
         stats.histograms.record(LatencyMetric::Fanout, 100 * delivered);
-        stats.clients_connected = 10;
+        stats.clients_connected = vec![10];
         let mut r = stats.take_delta(interval, shard);
         r.is_final = is_final;
         r

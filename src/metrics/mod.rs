@@ -39,6 +39,11 @@ impl Histograms {
         &self.by_metric[metric.index()]
     }
 
+    /// Adds `part`'s values to `metric`'s histogram.
+    pub fn merge_metric(&mut self, metric: LatencyMetric, part: &Latency) {
+        histogram::merge(&mut self.by_metric[metric.index()], part);
+    }
+
     pub fn merge(&mut self, other: &Histograms) {
         for (total, part) in self.by_metric.iter_mut().zip(&other.by_metric) {
             histogram::merge(total, part);
@@ -67,8 +72,9 @@ pub struct ShardStats {
     pub samples: Vec<Sample>,
     /// Fan-out latency per client group, so a gate can hold one group to a bound.
     pub group_fanout: Vec<Latency>,
-    /// Clients currently connected and past `connection_established` (a gauge, not a delta).
-    pub clients_connected: u64,
+    /// Per client group: clients currently connected and past `connection_established` (a
+    /// gauge, not a delta).
+    pub clients_connected: Vec<u64>,
     pub bytes_received: u64,
 }
 
@@ -83,6 +89,7 @@ impl ShardStats {
         ShardStats {
             counters: vec![Counters::default(); groups + 1],
             group_fanout: (0..groups).map(|_| new_histogram()).collect(),
+            clients_connected: vec![0; groups],
             ..ShardStats::default()
         }
     }
@@ -122,7 +129,7 @@ impl ShardStats {
                 .collect(),
             violations: std::mem::take(&mut self.violations),
             samples: std::mem::take(&mut self.samples),
-            clients_connected: self.clients_connected,
+            clients_connected: self.clients_connected.clone(),
             bytes_received: std::mem::take(&mut self.bytes_received),
             completion: Vec::new(),
             is_final: false,
@@ -142,7 +149,8 @@ pub struct ShardReport {
     pub group_fanout: Vec<Latency>,
     pub violations: BTreeMap<ViolationKind, u64>,
     pub samples: Vec<Sample>,
-    pub clients_connected: u64,
+    /// Per client group, connected now.
+    pub clients_connected: Vec<u64>,
     pub bytes_received: u64,
     /// In the final report only: per publisher, per sequence number, the latest receipt in
     /// this shard (microseconds since the run's epoch; 0 = never received).

@@ -2,8 +2,13 @@
 //! errors. On a terminal it rewrites one line; otherwise (CI logs) it prints plain lines with
 //! no escape codes. `--quiet` turns it off.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
+use serde::{Deserialize, Serialize};
+
+use crate::results::model::Counters;
+use crate::results::server_sample::ServerSample;
 use crate::util::duration::format_micros;
 
 /// What one progress line shows.
@@ -17,6 +22,26 @@ pub struct ProgressLine {
     pub fanout_p99_us: u64,
     pub missing: u64,
     pub errors: u64,
+    /// In JSON lines only: what a parent's live endpoint needs of this worker's second.
+    pub detail: Option<Box<WorkerSecond>>,
+}
+
+/// A worker process's second as its parent's live endpoint (`run --live`) reads it from the
+/// JSON progress line: enough to serve the whole run's `/metrics` from one place.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerSecond {
+    /// The worker's counters so far (totals, not this second's).
+    pub counters: Counters,
+    /// Clients connected now, per client group (the plan's order).
+    pub clients_by_group: Vec<u64>,
+    /// This second's latency histograms by metric name, HdrHistogram V2 compressed, base64
+    /// (as `intervals[].histograms`).
+    pub histograms: BTreeMap<String, String>,
+    /// The worker's CPU time so far, in seconds.
+    pub cpu_s: f64,
+    /// The target's metrics as the worker scraped them this second.
+    pub server: Option<ServerSample>,
 }
 
 impl ProgressLine {
@@ -53,6 +78,7 @@ impl Progress {
                 let json = serde_json::json!({
                     "t_s": line.t_s, "clients": line.clients, "events_per_s": line.events_per_s,
                     "fanout_p99_us": line.fanout_p99_us, "missing": line.missing, "errors": line.errors,
+                    "detail": line.detail,
                 });
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{json}");
@@ -108,6 +134,7 @@ mod tests {
             fanout_p99_us: 3100,
             missing: 0,
             errors: 2,
+            detail: None,
         };
         assert_eq!(
             line.render(),

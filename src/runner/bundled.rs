@@ -50,7 +50,9 @@ impl Bundled {
     pub fn metrics_urls(&self) -> Vec<String> {
         match self {
             Bundled::InProcess(server) => vec![format!("{}/metrics", server.http_url())],
-            Bundled::Cluster(cluster) if !cluster.process_metrics.is_empty() => cluster.process_metrics.clone(),
+            Bundled::Cluster(cluster) if !cluster.process_metrics.is_empty() => {
+                cluster.process_metrics.clone()
+            }
             Bundled::Cluster(cluster) => vec![format!("{}/metrics", cluster.http_url)],
         }
     }
@@ -196,6 +198,9 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        assert_eq!(worker_metrics(&lines), ["http://127.0.0.1:4001/metrics", "https://127.0.0.1:4002/metrics"]);
+        assert_eq!(
+            worker_metrics(&lines),
+            ["http://127.0.0.1:4001/metrics", "https://127.0.0.1:4002/metrics"]
+        );
     }
 }

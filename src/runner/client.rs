@@ -116,7 +116,7 @@ async fn await_established(
         Ok(ServerMessage::ConnectionEstablished { .. }) => {
             stats.histograms.record(LatencyMetric::Connect, started.elapsed().as_micros() as u64);
             stats.histograms.record(LatencyMetric::Upgrade, upgrade_started.elapsed().as_micros() as u64);
-            stats.clients_connected += 1;
+            stats.clients_connected[group] += 1;
             Some(())
         }
         Ok(message) => {

@@ -302,12 +302,14 @@ async fn drive(
 ) -> Result<(aggregator::Totals, finish::Usage, bool), RunError> {
     let shards = run.plan.harness.threads;
     let (server_tx, server_rx) = tokio::sync::watch::channel(None);
-    let scraping = scraper.map(|s| tokio::spawn(live_feed::scrape_each_second(s, server_tx, run.stop.clone())));
+    let scraping =
+        scraper.map(|s| tokio::spawn(live_feed::scrape_each_second(s, server_tx, run.stop.clone())));
     let on_interval = options.live.clone().map(|live| {
         let labels = live_feed::RunLabels {
             scenario: run.plan.name.clone(),
             run_id: run.run_id.to_string(),
             shard: options.shard.map(|s| format!("{}/{}", s.index, s.count)),
+            groups: run.plan.groups.iter().map(|g| g.name.clone()).collect(),
         };
         live_feed::interval_hook(live, labels)
     });

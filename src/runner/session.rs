@@ -201,7 +201,7 @@ impl<'a> Session<'a> {
                 }
             }
         };
-        self.ctx.stats.borrow_mut().clients_connected -= 1;
+        self.ctx.stats.borrow_mut().clients_connected[self.g.index] -= 1;
         end
     }
 

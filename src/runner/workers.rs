@@ -182,8 +182,9 @@ async fn relay_progress(
             scenario: plan.name.clone(),
             run_id: run_id.to_string(),
             shard: None,
+            groups: plan.groups.iter().map(|g| g.name.clone()).collect(),
         };
-        super::live_feed::ProgressFeed::new(live, labels)
+        super::live_feed::Feed::new(live, labels)
     });
     loop {
         tokio::select! {
@@ -195,12 +196,11 @@ async fn relay_progress(
                 if parts.len() == count
                     && let Some(parts) = pending.remove(&key)
                 {
-                    let combined = combine(&parts, planned, duration_s);
                     if show {
-                        show_line(&combined);
+                        show_line(&combine(&parts, planned, duration_s));
                     }
                     if let Some(live) = &mut live {
-                        live.publish(&combined);
+                        live.workers_second(&parts);
                     }
                 }
             }
@@ -260,6 +260,7 @@ async fn forward_progress(
             fanout_p99_us: number("fanout_p99_us"),
             missing: number("missing"),
             errors: number("errors"),
+            detail: json.get("detail").and_then(|d| serde_json::from_value(d.clone()).ok()),
             ..ProgressLine::default()
         };
         if lines.send((index, line)).await.is_err() {
@@ -279,6 +280,7 @@ fn combine(parts: &[ProgressLine], planned: u64, duration_s: f64) -> ProgressLin
         fanout_p99_us: parts.iter().map(|p| p.fanout_p99_us).max().unwrap_or(0),
         missing: parts.iter().map(|p| p.missing).sum(),
         errors: parts.iter().map(|p| p.errors).sum(),
+        detail: None,
     }
 }
 

@@ -149,7 +149,11 @@ impl ServeChild {
 
     /// The stderr lines printed after the address, once `enough` says they are complete or
     /// `timeout` has passed (whatever there is then).
-    pub async fn lines_after_address(&self, enough: impl Fn(&[String]) -> bool, timeout: Duration) -> Vec<String> {
+    pub async fn lines_after_address(
+        &self,
+        enough: impl Fn(&[String]) -> bool,
+        timeout: Duration,
+    ) -> Vec<String> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let lines = self.stderr_head.lock().map(|h| h.clone()).unwrap_or_default();

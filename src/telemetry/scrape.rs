@@ -204,8 +204,10 @@ impl Scraper {
             .body(Empty::new())
             .map_err(|_| ScrapeError::InvalidUrl(url()))?;
         let result = async {
-            let response =
-                sender.send_request(request).await.map_err(|cause| ScrapeError::Http { url: url(), cause })?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|cause| ScrapeError::Http { url: url(), cause })?;
             let status = response.status().as_u16();
             let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
                 .collect()
@@ -238,7 +240,10 @@ mod tests {
     #[test]
     fn metrics_urls_are_http_or_https() {
         let target = parse_metrics_url("http://127.0.0.1:9000/metrics").unwrap();
-        assert_eq!((target.authority.as_str(), target.path_and_query.as_str()), ("127.0.0.1:9000", "/metrics"));
+        assert_eq!(
+            (target.authority.as_str(), target.path_and_query.as_str()),
+            ("127.0.0.1:9000", "/metrics")
+        );
         assert_eq!(parse_metrics_url("http://127.0.0.1:9000").unwrap().path_and_query, "/metrics");
         assert_eq!(parse_metrics_url("http://h:1/m?x=1").unwrap().path_and_query, "/m?x=1");
         assert_eq!(parse_metrics_url("https://h/m").unwrap().port, 443);

@@ -3,9 +3,9 @@
 
 use crate::metrics::histogram::{Latency, decode};
 use crate::report::gates::Gate;
-use crate::results::server_sample::ServerSample;
 use crate::report::svg::{ALERT, Axis, AxisKind, Chart, Marker, PALETTE, Series, Size, Unit};
 use crate::results::model::{Interval, RunReport};
+use crate::results::server_sample::ServerSample;
 
 /// Fan-out latency by percentile: every delivery, and each event's last delivery, with the
 /// thresholds of the run's fan-out latency gates.

@@ -1,8 +1,8 @@
 //! What the tests need besides Rust: a Redis broker on loopback (installed when missing), a
 //! Prometheus server for the live endpoint, and the Kubernetes manifest validator. All are
-//! installed by `.ci/install-test-tools`, which `.ci/run`
-//! calls first and these helpers call when they do not find a tool; a test that cannot get one
-//! fails with the reason.
+//! installed by `.ci/install-test-tools`, which `.ci/run` calls first and these helpers call
+//! when they do not find a tool; a test that cannot get Redis or the validator fails with the
+//! reason, one that cannot get Prometheus skips, saying so.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -55,20 +55,18 @@ pub fn redis_server() -> PathBuf {
     }
 }
 
-/// `prometheus`, installed if missing.
-pub fn prometheus() -> PathBuf {
+/// `prometheus`, installed if missing; `Err` says why there is none (the Prometheus tests skip
+/// then, naming it: the binary is a Debian package, not something every machine may install).
+pub fn prometheus() -> Result<PathBuf, String> {
     static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = PATH.get_or_init(|| {
+    PATH.get_or_init(|| {
         if let Some(path) = which("prometheus") {
             return Ok(path);
         }
         install("prometheus")?;
         which("prometheus").ok_or_else(|| "prometheus is not on PATH after installing it".to_owned())
-    });
-    match found {
-        Ok(path) => path.clone(),
-        Err(why) => panic!("this test needs Prometheus and cannot get it: {why}"),
-    }
+    })
+    .clone()
 }
 
 /// A Prometheus server of this test alone: scrapes `targets` every second, keeps its data in a
@@ -80,9 +78,8 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts one; panics with the reason (and its output) when it is not ready in 30 s.
-    pub fn start(targets: &[String]) -> Prometheus {
-        let program = prometheus();
+    /// Starts `program`; panics with the reason (and its output) when it is not ready in 30 s.
+    pub fn start(program: &Path, targets: &[String]) -> Prometheus {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let config = format!(
@@ -97,7 +94,7 @@ impl Prometheus {
         for _ in 0..5 {
             let port = free_port();
             let log_file = std::fs::File::create(&log).expect("a log file");
-            let mut child = Command::new(&program)
+            let mut child = Command::new(program)
                 .arg(format!("--config.file={}", config_path.display()))
                 .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -130,11 +127,23 @@ impl Prometheus {
         panic!("cannot start Prometheus on loopback: {last_error}");
     }
 
-    /// The JSON answer of an instant query (`/api/v1/query`).
+    /// The JSON answer of an instant query (`/api/v1/query`) at the current time.
     pub fn query(&self, promql: &str) -> serde_json::Value {
         let query: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
-        let (status, body) =
-            http_get(self.port, &format!("/api/v1/query?query={query}")).expect("Prometheus answers a query");
+        self.api(&format!("/api/v1/query?query={query}"), promql)
+    }
+
+    /// The JSON answer of a range query (`/api/v1/query_range`), Unix seconds, one point a second.
+    pub fn query_range(&self, promql: &str, start_s: f64, end_s: f64) -> serde_json::Value {
+        let query: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
+        self.api(
+            &format!("/api/v1/query_range?query={query}&start={start_s:.3}&end={end_s:.3}&step=1"),
+            promql,
+        )
+    }
+
+    fn api(&self, path: &str, promql: &str) -> serde_json::Value {
+        let (status, body) = http_get(self.port, path).expect("Prometheus answers a query");
         assert_eq!(status, 200, "query {promql}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("query {promql}: not JSON ({e}): {body}"))
     }
