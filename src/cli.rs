@@ -279,6 +279,13 @@ pub struct RunArgs {
     /// [default: the scenario's `[harness] live`]; 127.0.0.1:0 picks a free port.
     #[arg(long, value_name = "ADDR")]
     pub live: Option<String>,
+    /// Do not scrape the target's own metrics (`intervals[].server`) during the run.
+    #[arg(long)]
+    pub no_target_metrics: bool,
+    /// Scrape this URL for the target's metrics (repeatable: one per server process); for a
+    /// parent's first worker process.
+    #[arg(long, hide = true, value_name = "URL")]
+    pub target_metrics_url: Vec<String>,
 }
 
 /// RFC 3339 or Unix seconds, to microseconds since the epoch.

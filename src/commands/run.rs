@@ -38,6 +38,8 @@ pub async fn execute(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<Outcom
         insecure: args.tls.insecure,
         threads: args.threads,
         sharded: args.shard.is_some(),
+        no_target_metrics: args.no_target_metrics,
+        target_metrics_urls: args.target_metrics_url.clone(),
     };
     let plan = scenario::load(&args.scenario, &overrides)?;
     let workers = match args.shard {

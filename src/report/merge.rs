@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::metrics::histogram::{self, Latency, decode, encode, summarize};
 use crate::report::gates::{Gate, apply_gates};
 use crate::results::model::{GroupReport, Interval, LatencySummary, RunReport, TlsReport};
+use crate::results::server_sample::ScrapeReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
@@ -63,6 +64,8 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
         merged.histograms.insert(name.clone(), encode(h));
     }
     merged.intervals = merge_intervals(reports)?;
+    let scrapes: Vec<&ScrapeReport> = reports.iter().filter_map(|r| r.server_metrics.as_ref()).collect();
+    merged.server_metrics = ScrapeReport::merge(&scrapes);
     merged.peak_clients = merged
         .intervals
         .iter()

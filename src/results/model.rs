@@ -277,6 +277,9 @@ pub struct RunReport {
     /// The scenario file as it was run.
     #[serde(default)]
     pub scenario_source: String,
+    /// How the target's own metrics were scraped (`intervals[].server`); absent when they were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<crate::results::server_sample::ScrapeReport>,
 }
 
 impl RunReport {
@@ -314,6 +317,7 @@ impl RunReport {
             environment: Environment::default(),
             tls: TlsReport::default(),
             scenario_source: String::new(),
+            server_metrics: None,
         }
     }
 }

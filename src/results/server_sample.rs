@@ -54,6 +54,37 @@ impl ServerSample {
     }
 }
 
+/// How the scrapes of the target's metrics went over a run (`server_metrics` of `report.json`):
+/// a failed or slow scrape is counted here and costs the run nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScrapeReport {
+    /// What was scraped: one URL per server process.
+    pub urls: Vec<String>,
+    /// Seconds with a sample (every process answered within the timeout).
+    pub scraped: u64,
+    /// Seconds without one because a scrape failed (refused, not HTTP, not 200).
+    pub failed: u64,
+    /// Seconds skipped because a process answered slower than the timeout.
+    pub skipped_slow: u64,
+    /// The timeout of one scrape, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl ScrapeReport {
+    /// The scrapes of several shards of one run: their counts added (the URLs of the first).
+    pub fn merge(parts: &[&ScrapeReport]) -> Option<ScrapeReport> {
+        let first = parts.first()?;
+        Some(ScrapeReport {
+            urls: first.urls.clone(),
+            scraped: parts.iter().map(|p| p.scraped).sum(),
+            failed: parts.iter().map(|p| p.failed).sum(),
+            skipped_slow: parts.iter().map(|p| p.skipped_slow).sum(),
+            timeout_ms: first.timeout_ms,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ use crate::results::LatencyMetric;
 use crate::results::model::Counters;
 use crate::results::server_sample::ServerSample;
 use crate::scenario::Plan;
-use crate::scenario::plan::TargetPlan;
+use crate::scenario::plan::{TargetMetrics, TargetPlan};
 use crate::telemetry::{Scraper, metrics_url_next_to, parse_metrics_url};
 use crate::util::process;
 
@@ -224,11 +224,14 @@ pub(crate) async fn scraper_for(
     embedded: Option<&EmbeddedServer>,
     quiet: bool,
 ) -> Option<Scraper> {
-    let (urls, probe) = match (&plan.metrics_url, embedded, &plan.target) {
-        (Some(url), _, _) => (vec![url.clone()], false),
-        (None, Some(embedded), _) => (embedded.server.metrics_urls(), false),
-        (None, None, TargetPlan::External { ws_url, .. }) => (vec![metrics_url_next_to(ws_url)?], true),
-        (None, None, TargetPlan::Embedded { .. }) => return None,
+    let (urls, probe) = match (&plan.target_metrics, embedded, &plan.target) {
+        (TargetMetrics::Off, _, _) => return None,
+        (TargetMetrics::Urls(urls), _, _) => (urls.clone(), false),
+        (TargetMetrics::Default, Some(embedded), _) => (embedded.server.metrics_urls(), false),
+        (TargetMetrics::Default, None, TargetPlan::External { ws_url, .. }) => {
+            (vec![metrics_url_next_to(ws_url)?], true)
+        }
+        (TargetMetrics::Default, None, TargetPlan::Embedded { .. }) => return None,
     };
     let mut targets = Vec::with_capacity(urls.len());
     for url in &urls {

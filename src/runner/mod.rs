@@ -210,9 +210,12 @@ async fn run_against(
 ) -> Result<RunReport, RunError> {
     let (connector, http_url) = reach_target(&plan, &options, embedded).await?;
     let scraper = live_feed::scraper_for(&plan, embedded, options.quiet).await;
+    let scraped = scraper.clone();
     let run = Arc::new(shared_state(plan, &options, connector, http_url)?);
     let (totals, usage, interrupted) = drive(&run, &options, embedded, scraper).await?;
-    Ok(finish::report(&run, totals, usage, interrupted))
+    let mut report = finish::report(&run, totals, usage, interrupted);
+    report.server_metrics = scraped.map(|s| s.report());
+    Ok(report)
 }
 
 /// Checks this process's sockets, then opens one connection the way every client will: a

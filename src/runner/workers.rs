@@ -19,7 +19,7 @@ use crate::metrics::progress::{ProgressLine, show_line};
 use crate::report::merge::merge;
 use crate::results::model::RunReport;
 use crate::scenario::Plan;
-use crate::scenario::plan::{CredentialSource, TargetPlan};
+use crate::scenario::plan::{CredentialSource, TargetMetrics, TargetPlan};
 
 /// How to start the workers: the scenario file they re-read and what overrides it.
 #[derive(Debug, Clone)]
@@ -54,7 +54,14 @@ pub async fn run(plan: Plan, setup: WorkerSetup, options: RunOptions) -> Result<
         }
         None => plan.tls.ca_cert.clone(),
     };
-    let result = coordinate(&plan, &setup, &options, &target, ca_cert.as_deref()).await;
+    // The first worker scrapes the target's metrics for all: every process of the bundled server
+    // by its own address (the shared port answers from any one of them).
+    let metrics_urls = match (&plan.target_metrics, &embedded) {
+        (TargetMetrics::Default, Some(embedded)) => embedded.server.metrics_urls(),
+        _ => Vec::new(),
+    };
+    let target = Target { ws_url: &target, ca_cert: ca_cert.as_deref(), metrics_urls: &metrics_urls };
+    let result = coordinate(&plan, &setup, &options, &target).await;
     if let Some(embedded) = embedded {
         embedded.server.stop().await;
     }
@@ -63,21 +70,31 @@ pub async fn run(plan: Plan, setup: WorkerSetup, options: RunOptions) -> Result<
     Ok(report)
 }
 
+/// What the workers are pointed at.
+#[derive(Debug, Clone, Copy)]
+struct Target<'a> {
+    ws_url: &'a str,
+    /// The CA they trust (the bundled server's generated one, or the file given).
+    ca_cert: Option<&'a Path>,
+    /// The target's metrics, one URL per server process, for the first worker to scrape
+    /// (empty: as the plan says).
+    metrics_urls: &'a [String],
+}
+
 /// Runs the workers through their phases: start them all for one instant, relay their
 /// progress (and a Ctrl-C) until they finish, then merge their reports.
 async fn coordinate(
     plan: &Plan,
     setup: &WorkerSetup,
     options: &RunOptions,
-    target: &str,
-    ca_cert: Option<&Path>,
+    target: &Target<'_>,
 ) -> Result<RunReport, RunError> {
     std::fs::create_dir_all(&setup.folder)
         .map_err(|e| RunError::Workers(format!("cannot create {}: {e}", setup.folder.display())))?;
     let board = setup.folder.join("publisher-board");
     let _ = std::fs::remove_file(&board);
     let run_id = rand::random::<u32>() & 0x7FFF_FFFF;
-    let (children, lines) = spawn_workers(plan, setup, target, ca_cert, &board, run_id)?;
+    let (children, lines) = spawn_workers(plan, setup, target, &board, run_id)?;
     relay_progress(plan, options, run_id, &children, lines).await;
     let reports = collect_reports(setup, children).await?;
     let _ = std::fs::remove_file(&board);
@@ -97,8 +114,7 @@ type ProgressLines = mpsc::Receiver<(u32, ProgressLine)>;
 fn spawn_workers(
     plan: &Plan,
     setup: &WorkerSetup,
-    target: &str,
-    ca_cert: Option<&Path>,
+    target: &Target<'_>,
     board: &Path,
     run_id: u32,
 ) -> Result<(Vec<Worker>, ProgressLines), RunError> {
@@ -125,7 +141,7 @@ fn spawn_workers(
             ])
             .args(["--threads", &threads.to_string(), "--seed", &plan.seed.to_string()])
             .args(["--duration", &format!("{}ms", plan.duration.as_millis())])
-            .args(["--target", target, "--progress-json", "--quiet"])
+            .args(["--target", target.ws_url, "--progress-json", "--quiet"])
             .arg("--board")
             .arg(board)
             .arg("--out")
@@ -136,11 +152,19 @@ fn spawn_workers(
             // forwards one SIGINT to each worker (a second would abort them without a report).
             .process_group(0)
             .kill_on_drop(true);
-        if let Some(ca) = ca_cert {
+        if let Some(ca) = target.ca_cert {
             command.arg("--ca-cert").arg(ca);
         }
         if plan.tls.insecure {
             command.arg("--insecure");
+        }
+        // One worker scrapes for all (they share one target); the file's metrics_url reaches
+        // it with the file itself.
+        if index > 0 || plan.target_metrics == TargetMetrics::Off {
+            command.arg("--no-target-metrics");
+        }
+        for url in target.metrics_urls {
+            command.args(["--target-metrics-url", url]);
         }
         match (&plan.credentials, &setup.token_file) {
             (_, Some(file)) => {

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use super::SCRAPE_TIMEOUT;
 use super::sample::reduce;
-use crate::results::server_sample::ServerSample;
+use crate::results::server_sample::{ScrapeReport, ServerSample};
 use crate::tls::client::server_name;
 use crate::tls::{ClientStream, ClientTls, ClientTlsOptions, Trust};
 
@@ -131,6 +131,17 @@ impl Scraper {
     /// The URLs scraped, in order.
     pub fn urls(&self) -> impl Iterator<Item = &str> {
         self.processes.iter().map(|t| t.url.as_str())
+    }
+
+    /// How the scrapes went so far, for the report.
+    pub fn report(&self) -> ScrapeReport {
+        ScrapeReport {
+            urls: self.urls().map(str::to_owned).collect(),
+            scraped: self.counts.scraped.load(Relaxed),
+            failed: self.counts.failed.load(Relaxed),
+            skipped_slow: self.counts.skipped_slow.load(Relaxed),
+            timeout_ms: SCRAPE_TIMEOUT.as_millis() as u64,
+        }
     }
 
     /// One scrape of every process at once; the summed sample, or why there is none this

@@ -53,6 +53,10 @@ pub struct Overrides {
     pub threads: Option<usize>,
     /// `--shard I/N`: this process runs one share of a run whose shards must share one server.
     pub sharded: bool,
+    /// `--no-target-metrics`: the target's own metrics are not scraped.
+    pub no_target_metrics: bool,
+    /// `--target-metrics-url` (a parent to its first worker process): scrape these instead.
+    pub target_metrics_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,10 +76,23 @@ pub struct Plan {
     pub publishers: Vec<PublisherPlan>,
     pub gates: Vec<Gate>,
     pub harness: HarnessPlan,
-    /// `[target] metrics_url`: where the target's Prometheus metrics are scraped (http or https).
-    pub metrics_url: Option<String>,
+    /// Where the target's own Prometheus metrics are scraped from, once a second.
+    pub target_metrics: TargetMetrics,
     /// The scenario file's text, kept for the report.
     pub source: String,
+}
+
+/// Where `intervals[].server` comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetMetrics {
+    /// The bundled server's processes; for an external target, the `/metrics` next to its
+    /// `/v1/ws` when it answers.
+    Default,
+    /// `[target] metrics_url`, or the URLs a parent hands its worker processes (one per
+    /// server process): http or https.
+    Urls(Vec<String>),
+    /// `--no-target-metrics`: not scraped.
+    Off,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -187,6 +204,14 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         },
     };
     let (target, tls, metrics_url) = target::target(file.target, overrides)?;
+    let target_metrics = match metrics_url {
+        _ if overrides.no_target_metrics => TargetMetrics::Off,
+        _ if !overrides.target_metrics_urls.is_empty() => {
+            TargetMetrics::Urls(overrides.target_metrics_urls.clone())
+        }
+        Some(url) => TargetMetrics::Urls(vec![url]),
+        None => TargetMetrics::Default,
+    };
     let (auth, auth_span) = match file.auth {
         Some(auth) => (auth.get_ref().clone(), auth.span()),
         None => (Default::default(), whole.clone()),
@@ -249,7 +274,7 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         publishers,
         gates,
         harness,
-        metrics_url,
+        target_metrics,
         source: source.to_owned(),
     })
 }
