@@ -15,4 +15,5 @@ mod reports;
 mod runner;
 mod server;
 mod shards;
+mod stamps;
 mod tls;
