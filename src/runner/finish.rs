@@ -140,8 +140,8 @@ fn harness_report(run: &RunShared, totals: &Totals, usage: Usage, delivered: u64
     let clients = totals.peak_clients.max(1);
     let loop_lag = summarize(totals.histograms.get(LatencyMetric::LoopLag));
     let read_delay = summarize(totals.histograms.get(LatencyMetric::ReadDelay));
-    // Kernel stamps only when every delivery was stamped.
-    let kernel_stamps = read_delay.count > 0 && read_delay.count >= delivered;
+    // Kernel stamps only when every delivery was stamped (each records its read delay).
+    let kernel_stamps = delivered > 0 && read_delay.count == delivered;
     let limit = run.plan.harness.max_loop_lag;
     let mut reasons = Vec::new();
     if let Some(busiest) = totals.shard_busy.iter().copied().reduce(f64::max).filter(|b| *b > BUSY_LIMIT) {

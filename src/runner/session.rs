@@ -265,16 +265,7 @@ impl<'a> Session<'a> {
             }
         };
         match message {
-            ServerMessage::Event { topic, data, .. } => {
-                // The kernel's stamp is the truth when it has one; never later than now (the
-                // run's clock and the kernel's realtime clock can differ by a slew).
-                let arrived_us = stamp_us.map_or(now_us, |stamp| stamp.min(now_us));
-                if stamp_us.is_some() {
-                    let waited = now_us - arrived_us;
-                    self.ctx.stats.borrow_mut().histograms.record(LatencyMetric::ReadDelay, waited);
-                }
-                self.on_event(topic, &data, arrived_us, text)
-            }
+            ServerMessage::Event { topic, data, .. } => self.on_event(topic, &data, now_us, stamp_us, text),
             ServerMessage::SubscriptionConfirmed { topics, id } => match self.step {
                 Step::Subscribing { id: expected }
                     if id.as_deref() == Some(expected.to_string().as_str()) =>
@@ -345,8 +336,15 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// `arrived_us`: when the event reached this client (its kernel stamp, or when it was read).
-    fn on_event(&mut self, topic: Topic, data: &ObjectView<'_>, arrived_us: u64, text: &str) {
+    /// `now_us`: when the event was read; `stamp_us`: when it reached the socket, by the kernel.
+    fn on_event(
+        &mut self,
+        topic: Topic,
+        data: &ObjectView<'_>,
+        now_us: u64,
+        stamp_us: Option<u64>,
+        text: &str,
+    ) {
         let run = &self.ctx.run;
         let Some(tag) = read_tag(data, run.run_id) else {
             self.ctx.stats.borrow_mut().counters[self.g.index].foreign_events += 1;
@@ -371,6 +369,12 @@ impl<'a> Session<'a> {
         let group = self.g.index;
         let mut stats = self.ctx.stats.borrow_mut();
         stats.counters[group].events_delivered += 1;
+        // The kernel's stamp is the truth when there is one; never later than now (the run's
+        // clock and the kernel's realtime clock can differ by a slew).
+        let arrived_us = stamp_us.map_or(now_us, |stamp| stamp.min(now_us));
+        if stamp_us.is_some() {
+            stats.histograms.record(LatencyMetric::ReadDelay, now_us - arrived_us);
+        }
         stats.record_fanout(group, arrived_us.saturating_sub(tag.intended_us));
         if let Some(slot) =
             self.ctx.completion.borrow_mut().get_mut(p).and_then(|v| v.get_mut(tag.seq as usize))

@@ -125,9 +125,8 @@ impl AsyncRead for StampedTcp {
                     // SAFETY: the kernel wrote `read` bytes at the start of the unfilled part.
                     unsafe { buf.assume_init(read) };
                     buf.advance(read);
-                    if let Some(stamp) = stamp {
-                        this.last_us = stamp;
-                    }
+                    // A read without a stamp leaves none: never an older read's.
+                    this.last_us = stamp.unwrap_or(0);
                     return Poll::Ready(Ok(()));
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,

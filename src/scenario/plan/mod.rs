@@ -181,8 +181,11 @@ fn harness_stall(faults: &[toml::Spanned<String>]) -> Result<Option<HarnessStall
         let (length, every) = spec.split_once('/').ok_or_else(expected)?;
         let length = crate::util::duration::parse_duration(length.trim()).map_err(|_| expected())?;
         let every = crate::util::duration::parse_duration(every.trim()).map_err(|_| expected())?;
-        if length.is_zero() || length >= every || stall.is_some() {
+        if length.is_zero() || length >= every {
             return Err(expected());
+        }
+        if stall.is_some() {
+            return Err(PlanError::at(fault.span(), "[harness] faults: give at most one stall"));
         }
         stall = Some(HarnessStall { length, every });
     }
