@@ -9,10 +9,12 @@
 //! share of the CPU. This module must not know how the run computes what it publishes: it
 //! owns the snapshot type, the renderings and the HTTP side.
 //!
+//! Its modules:
+//!
 //! - [`snapshot`]: what the run knows each second; latency as Prometheus buckets;
-//! - [`exposition`]: `/metrics`;
+//! - [`exposition`] renders `/metrics`;
 //! - [`payload`] and [`charts`]: the `/events` JSON and its SVG charts (the report's renderer);
-//! - [`page`]: `/`;
+//! - [`page`] is `/`;
 //! - [`serve`]: the HTTP/1 server on a given listener, until a cancellation token fires.
 
 pub mod charts;

@@ -29,7 +29,10 @@ const SAMPLE_FRESH_FOR: Duration = Duration::from_millis(1_500);
 /// Called once per closed interval with the totals so far (the new interval last) and the
 /// interval's own histograms: how a live view follows the run without holding its state.
 #[derive(Clone)]
-pub struct IntervalHook(pub Arc<dyn Fn(&Totals, &Histograms) + Send + Sync>);
+pub struct IntervalHook(pub Arc<OnInterval>);
+
+/// What an [`IntervalHook`] calls.
+pub type OnInterval = dyn Fn(&Totals, &Histograms) + Send + Sync;
 
 impl std::fmt::Debug for IntervalHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

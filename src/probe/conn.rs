@@ -30,7 +30,7 @@ use crate::protocol::data::raw_str_lossy;
 use crate::protocol::json_scan;
 use crate::protocol::server_message::has_lone_surrogates;
 use crate::protocol::{ServerMessage, ViolationKind, parse_server_message};
-use crate::tls::ClientStream;
+use crate::tls::{ClientStream, StampedTcp};
 use crate::wire::{
     self, FrameReader, FrameWriter, InFrame, OutFrame, RawSocket, Read, UpgradeResponse, WireError, opcode,
 };
@@ -520,9 +520,9 @@ pub enum PreflightError {
 /// Runs the target's TLS handshake on a connected socket (nothing for `ws://`).
 pub async fn secure(tcp: TcpStream, target: &Target, wait: Duration) -> Result<ClientStream, WireError> {
     match &target.tls {
-        None => Ok(ClientStream::Plain(tcp)),
+        None => Ok(ClientStream::from(tcp)),
         Some((tls, name)) => {
-            let (stream, _) = tls.handshake(tcp, name, wait).await?;
+            let (stream, _) = tls.handshake(StampedTcp::plain(tcp), name, wait).await?;
             Ok(ClientStream::from(stream))
         }
     }

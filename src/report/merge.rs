@@ -183,6 +183,9 @@ fn merge_harness(merged: &mut RunReport, reports: &[RunReport]) {
             }
         }
     }
+    // Kernel-stamped only when every part was.
+    let all_kernel = !reports.is_empty() && reports.iter().all(|r| r.harness.timestamps == "kernel");
+    h.timestamps = if all_kernel { "kernel" } else { "user" }.to_owned();
     let delivered = merged.counters.events_delivered;
     let clients = merged.peak_clients.max(1);
     h.rss_per_client_bytes = h.peak_rss_bytes / clients;

@@ -26,10 +26,13 @@ pub enum LatencyMetric {
     PublisherLag,
     /// How late the harness's own timers fired (its event-loop delay).
     LoopLag,
+    /// Kernel receive stamp → the harness's read of it, per delivery (kernel timestamps only):
+    /// how long data waited in a subscriber's receive queue.
+    ReadDelay,
 }
 
 impl LatencyMetric {
-    pub const ALL: [LatencyMetric; 11] = [
+    pub const ALL: [LatencyMetric; 12] = [
         LatencyMetric::Fanout,
         LatencyMetric::Completion,
         LatencyMetric::FirstEvent,
@@ -41,6 +44,7 @@ impl LatencyMetric {
         LatencyMetric::PublishAck,
         LatencyMetric::PublisherLag,
         LatencyMetric::LoopLag,
+        LatencyMetric::ReadDelay,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +60,7 @@ impl LatencyMetric {
             LatencyMetric::PublishAck => "publish_ack",
             LatencyMetric::PublisherLag => "publisher_lag",
             LatencyMetric::LoopLag => "loop_lag",
+            LatencyMetric::ReadDelay => "read_delay",
         }
     }
 

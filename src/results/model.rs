@@ -141,6 +141,9 @@ pub struct Interval {
 #[serde(default)]
 pub struct HarnessReport {
     pub threads: u64,
+    /// What deliveries were timed by: `kernel` (each frame by the kernel's receive stamp of the
+    /// read that completed it) or `user` (by when the harness read it).
+    pub timestamps: String,
     pub workers: u64,
     pub cpu_s: f64,
     /// Percentage of all CPUs the harness used over the run.

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::metrics::ShardStats;
 use crate::results::LatencyMetric;
 use crate::tls::client::server_name;
-use crate::tls::{ClientStream, ClientTls, ClientTlsOptions, Handshake, TlsError};
+use crate::tls::{ClientStream, ClientTls, ClientTlsOptions, Handshake, StampedTcp, TlsError};
 
 pub type WsStream = WebSocketStream<ClientStream>;
 
@@ -51,6 +51,8 @@ pub struct Connector {
     /// Local addresses client sockets are bound to, in turn (empty: the kernel chooses). One
     /// source address reaches only ~28k connections to one server port.
     sources: Arc<[IpAddr]>,
+    /// Ask the kernel to stamp each WebSocket read with its receive time.
+    kernel_stamps: bool,
 }
 
 /// One client's TLS state across its reconnects: its own session cache, so it resumes its own
@@ -133,7 +135,14 @@ impl Connector {
             tls,
             ws_tls,
             sources: Arc::new([]),
+            kernel_stamps: true,
         })
+    }
+
+    /// Whether WebSocket reads carry kernel receive stamps (when the platform gives them).
+    pub fn with_kernel_stamps(mut self, on: bool) -> Connector {
+        self.kernel_stamps = on;
+        self
     }
 
     /// Binds client `i`'s socket to `sources[i % len]`.
@@ -190,12 +199,15 @@ impl Connector {
         let started = Instant::now();
         let tcp = self.tcp(receive_buffer, source_index).await?;
         let tcp_time = started.elapsed();
+        // Frames are timed by when they reached the socket, not by when the loop read them.
+        let tcp =
+            if self.kernel_stamps { StampedTcp::with_kernel_stamps(tcp) } else { StampedTcp::plain(tcp) };
         let (stream, handshake) = match (&self.ws_tls, session.0.as_ref().or(self.tls.as_ref())) {
             (Some(name), Some(tls)) => {
                 let (stream, handshake) = tls.handshake(tcp, name, self.timeout).await?;
                 (ClientStream::from(stream), Some(handshake))
             }
-            _ => (ClientStream::Plain(tcp), None),
+            _ => (ClientStream::from(tcp), None),
         };
         Ok((stream, ConnectTimings { tcp: tcp_time, tls: handshake, upgrade_started: Instant::now() }))
     }
@@ -215,14 +227,14 @@ impl Connector {
             .ok_or_else(|| ConnectError::BadUrl(authority.to_owned()))?;
         let tcp = tcp_to(addr, None, None, self.timeout).await?;
         if !secure {
-            return Ok(ClientStream::Plain(tcp));
+            return Ok(ClientStream::from(tcp));
         }
         let tls = match session.0.as_ref().or(self.tls.as_ref()) {
             Some(tls) => tls.clone(),
             None => ClientTls::new(&ClientTlsOptions::default())?,
         };
         let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
-        let (stream, _) = tls.handshake(tcp, &server_name(host)?, self.timeout).await?;
+        let (stream, _) = tls.handshake(StampedTcp::plain(tcp), &server_name(host)?, self.timeout).await?;
         Ok(ClientStream::from(stream))
     }
 

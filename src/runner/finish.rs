@@ -139,6 +139,9 @@ fn harness_report(run: &RunShared, totals: &Totals, usage: Usage, delivered: u64
     let cpu_us = usage.cpu.as_micros() as f64;
     let clients = totals.peak_clients.max(1);
     let loop_lag = summarize(totals.histograms.get(LatencyMetric::LoopLag));
+    let read_delay = summarize(totals.histograms.get(LatencyMetric::ReadDelay));
+    // Kernel stamps only when every delivery was stamped (each records its read delay).
+    let kernel_stamps = delivered > 0 && read_delay.count == delivered;
     let limit = run.plan.harness.max_loop_lag;
     let mut reasons = Vec::new();
     if let Some(busiest) = totals.shard_busy.iter().copied().reduce(f64::max).filter(|b| *b > BUSY_LIMIT) {
@@ -148,7 +151,24 @@ fn harness_report(run: &RunShared, totals: &Totals, usage: Usage, delivered: u64
             BUSY_LIMIT * 100.0
         ));
     }
-    if loop_lag.p99 > limit.as_micros() as u64 {
+    if kernel_stamps {
+        // A late read is timed exactly while the data waits in the socket; what the harness must
+        // not do is let a receive queue fill, or TCP flow control slows the server down.
+        let per_connection = totals.bytes_received as f64 / run.plan.duration.as_secs_f64() / clients as f64;
+        let queued = per_connection * read_delay.p99 as f64 / 1e6;
+        let room = process::tcp_receive_buffer_bytes() as f64 / 2.0;
+        if queued > room {
+            reasons.push(format!(
+                "subscribers read {} after arrival at p99: at {:.0} B/s per connection their receive queues held \
+                 about {:.0} KiB, over half the socket's receive buffer ({:.0} KiB), so TCP flow control may \
+                 have slowed the server",
+                format_duration(Duration::from_micros(read_delay.p99)),
+                per_connection,
+                queued / 1024.0,
+                room / 1024.0
+            ));
+        }
+    } else if loop_lag.p99 > limit.as_micros() as u64 {
         reasons.push(format!(
             "the harness's event loop ran {} late at p99 (limit {}): its timestamps include its own delay",
             format_duration(Duration::from_micros(loop_lag.p99)),
@@ -158,6 +178,7 @@ fn harness_report(run: &RunShared, totals: &Totals, usage: Usage, delivered: u64
     let peak_rss = process::peak_rss_bytes();
     HarnessReport {
         threads: run.plan.harness.threads as u64,
+        timestamps: if kernel_stamps { "kernel" } else { "user" }.to_owned(),
         workers: 1,
         cpu_s: usage.cpu.as_secs_f64(),
         cpu_percent: if usage.wall.is_zero() {

@@ -244,7 +244,8 @@ async fn reach_target(
     let connector = Connector::new(&ws_url, plan.harness.connect_timeout, tls)
         .await
         .map_err(unreachable)?
-        .with_sources(sources);
+        .with_sources(sources)
+        .with_kernel_stamps(plan.harness.kernel_stamps);
     connector.open(&connector.session(), None, 0).await.map_err(unreachable)?;
     Ok((connector, http_url))
 }
@@ -303,7 +304,8 @@ async fn drive(
     embedded: Option<&EmbeddedServer>,
     scraper: Option<crate::telemetry::Scraper>,
 ) -> Result<(aggregator::Totals, finish::Usage, bool), RunError> {
-    let shards = run.plan.harness.threads;
+    let assignments = assign(&run.plan, run.plan.harness.threads, options.shard);
+    let shards = assignments.len();
     let (server_tx, server_rx) = tokio::sync::watch::channel(None);
     let scraping =
         scraper.map(|s| tokio::spawn(live_feed::scrape_each_second(s, server_tx, run.stop.clone())));
@@ -336,7 +338,7 @@ async fn drive(
     let cpu_before = process::cpu_time();
     let wall_start = Instant::now();
     let mut threads = Vec::with_capacity(shards);
-    for assignment in assign(&run.plan, shards, options.shard) {
+    for assignment in assignments {
         threads
             .push(shard::spawn(Arc::clone(run), assignment, reports_tx.clone()).map_err(RunError::Thread)?);
     }
@@ -363,8 +365,9 @@ async fn drive(
     Ok((totals, usage, interrupted))
 }
 
-/// Deals clients and publishers to threads round robin, clients in connect order; with
-/// `shard`, only this process's share (every `count`-th client and publisher).
+/// Deals clients to `shards` threads round robin, in connect order, and this process's
+/// publishers to one more thread of their own; with `shard`, only this process's share (every
+/// `count`-th client and publisher).
 fn assign(plan: &Plan, shards: usize, shard: Option<ShardOf>) -> Vec<ShardAssignment> {
     let ShardOf { index: mine, count } = shard.unwrap_or(ShardOf { index: 0, count: 1 });
     let ours = |n: usize| n % count as usize == mine as usize;
@@ -383,8 +386,9 @@ fn assign(plan: &Plan, shards: usize, shard: Option<ShardOf>) -> Vec<ShardAssign
     for (n, client) in clients.enumerate() {
         assignments[n % shards].clients.push(client);
     }
-    for (n, p) in (0..plan.publishers.len()).filter(|p| ours(*p)).enumerate() {
-        assignments[n % shards].publishers.push(p);
+    let publishers: Vec<usize> = (0..plan.publishers.len()).filter(|p| ours(*p)).collect();
+    if !publishers.is_empty() {
+        assignments.push(ShardAssignment { index: shards, publishers, ..ShardAssignment::default() });
     }
     assignments
 }
@@ -411,6 +415,10 @@ mod tests {
         let mut publishers = Vec::new();
         for index in 0..3 {
             for thread in assign(&plan, 2, Some(ShardOf { index, count: 3 })) {
+                assert!(
+                    thread.publishers.is_empty() || thread.clients.is_empty(),
+                    "publishers have their own thread"
+                );
                 for (group, client, _) in thread.clients {
                     assert!(seen.insert((group, client)), "client given twice");
                 }

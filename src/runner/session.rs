@@ -178,7 +178,7 @@ impl<'a> Session<'a> {
                 message = ws.next() => {
                     let Some(message) = message else { break self.ended_without_close() };
                     match message {
-                        Ok(Message::Text(text)) => self.on_text(&text),
+                        Ok(Message::Text(text)) => self.on_text(&text, ws.get_ref().last_read_us()),
                         Ok(Message::Binary(data)) => {
                             self.violation(ViolationKind::BinaryFrame, "binary frame from the server (§1: application messages are UTF-8 JSON objects in text frames)", &format!("{} bytes", data.len()));
                         }
@@ -253,7 +253,8 @@ impl<'a> Session<'a> {
         Instant::now() + ANSWER_TIMEOUT
     }
 
-    fn on_text(&mut self, text: &str) {
+    /// `stamp_us`: when the read that completed this message reached the socket, by the kernel.
+    fn on_text(&mut self, text: &str, stamp_us: Option<u64>) {
         let now_us = self.ctx.run.clock.now_us();
         self.ctx.stats.borrow_mut().bytes_received += text.len() as u64;
         let message = match parse_server_message(text) {
@@ -264,7 +265,7 @@ impl<'a> Session<'a> {
             }
         };
         match message {
-            ServerMessage::Event { topic, data, .. } => self.on_event(topic, &data, now_us, text),
+            ServerMessage::Event { topic, data, .. } => self.on_event(topic, &data, now_us, stamp_us, text),
             ServerMessage::SubscriptionConfirmed { topics, id } => match self.step {
                 Step::Subscribing { id: expected }
                     if id.as_deref() == Some(expected.to_string().as_str()) =>
@@ -335,7 +336,15 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn on_event(&mut self, topic: Topic, data: &ObjectView<'_>, now_us: u64, text: &str) {
+    /// `now_us`: when the event was read; `stamp_us`: when it reached the socket, by the kernel.
+    fn on_event(
+        &mut self,
+        topic: Topic,
+        data: &ObjectView<'_>,
+        now_us: u64,
+        stamp_us: Option<u64>,
+        text: &str,
+    ) {
         let run = &self.ctx.run;
         let Some(tag) = read_tag(data, run.run_id) else {
             self.ctx.stats.borrow_mut().counters[self.g.index].foreign_events += 1;
@@ -360,11 +369,17 @@ impl<'a> Session<'a> {
         let group = self.g.index;
         let mut stats = self.ctx.stats.borrow_mut();
         stats.counters[group].events_delivered += 1;
-        stats.record_fanout(group, now_us.saturating_sub(tag.intended_us));
+        // The kernel's stamp is the truth when there is one; never later than now (the run's
+        // clock and the kernel's realtime clock can differ by a slew).
+        let arrived_us = stamp_us.map_or(now_us, |stamp| stamp.min(now_us));
+        if stamp_us.is_some() {
+            stats.histograms.record(LatencyMetric::ReadDelay, now_us - arrived_us);
+        }
+        stats.record_fanout(group, arrived_us.saturating_sub(tag.intended_us));
         if let Some(slot) =
             self.ctx.completion.borrow_mut().get_mut(p).and_then(|v| v.get_mut(tag.seq as usize))
         {
-            *slot = (*slot).max(now_us);
+            *slot = (*slot).max(arrived_us);
         }
         let Some(slot) = self.g.slot_of[p] else {
             stats.counters[group].filter_violations += 1;

@@ -1,6 +1,8 @@
 //! A shard: one OS thread with a single-threaded runtime running a share of the clients and
 //! publishers. Shard-local statistics need no synchronisation; every second the shard sends
 //! its deltas to the aggregator, and a probe measures how late its timers fire (its loop lag).
+//! Publishers get a shard of their own, so that a burst of deliveries never delays a send; the
+//! harness's self-test stall (`[harness] faults = ["stall=…"]`) blocks only subscriber shards.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use super::context::{RunShared, ShardCtx};
 use super::{client, publisher};
 use crate::metrics::ShardReport;
 use crate::results::LatencyMetric;
+use crate::scenario::plan::HarnessStall;
 use crate::util::process;
 
 /// What one shard runs.
@@ -53,6 +56,10 @@ async fn shard_main(run: Arc<RunShared>, assignment: ShardAssignment, reports: m
     let start = run.clock.instant_at(run.start_us);
     let reporter = tokio::task::spawn_local(report_every_second(Rc::clone(&ctx), reports.clone()));
     let probe = tokio::task::spawn_local(probe_loop_lag(Rc::clone(&ctx)));
+    let stall = match run.plan.harness.stall {
+        Some(stall) if !assignment.clients.is_empty() => Some(tokio::task::spawn_local(stall_thread(stall))),
+        _ => None,
+    };
     let mut tasks = JoinSet::new();
     for p in assignment.publishers {
         tasks.spawn_local(publisher::run(Rc::clone(&ctx), p));
@@ -67,6 +74,9 @@ async fn shard_main(run: Arc<RunShared>, assignment: ShardAssignment, reports: m
     while tasks.join_next().await.is_some() {}
     reporter.abort();
     probe.abort();
+    if let Some(stall) = stall {
+        stall.abort();
+    }
     let interval = (run.elapsed_s().ceil() as u64).max(1);
     let mut last = ctx.stats.borrow_mut().take_delta(interval, ctx.index);
     last.completion = std::mem::take(&mut *ctx.completion.borrow_mut());
@@ -89,6 +99,15 @@ async fn report_every_second(ctx: Rc<ShardCtx>, reports: mpsc::Sender<ShardRepor
         if reports.send(report).await.is_err() {
             return;
         }
+    }
+}
+
+/// Blocks this shard's thread for `stall.length` every `stall.every`: a loop that runs late on
+/// purpose, to show that kernel-stamped latency does not move with it.
+async fn stall_thread(stall: HarnessStall) {
+    loop {
+        tokio::time::sleep(stall.every - stall.length).await;
+        std::thread::sleep(stall.length);
     }
 }
 

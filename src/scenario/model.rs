@@ -3,7 +3,7 @@
 //! Unknown keys are refused (`deny_unknown_fields`) and every value with a syntax of its own
 //! (durations, rates, ranges, topics) is parsed while deserializing, so its error carries the
 //! value's position in the file. What needs more than one value to judge (filter keys against
-//! topics, gate metrics) is checked by `plan.rs`, which uses the [`Spanned`] positions kept here.
+//! topics, gate metrics) is checked by `plan/`, which uses the [`Spanned`] positions kept here.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -169,6 +169,12 @@ pub struct HarnessSpec {
     /// Serve the live endpoint (`/metrics`, `/events`, `/`) on this `HOST:PORT` during the run,
     /// like `run --live` (which wins).
     pub live: Option<toml::Spanned<String>>,
+    /// `kernel` (default: frames timed by the kernel's receive stamps where the platform gives
+    /// them) or `user` (timed when read).
+    pub timestamps: Option<Spanned<String>>,
+    /// Self-test faults of the harness itself: `stall=200ms/2s`.
+    #[serde(default)]
+    pub faults: Vec<Spanned<String>>,
 }
 
 // ---- values with a syntax of their own ----

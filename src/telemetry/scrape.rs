@@ -22,6 +22,7 @@ use super::SCRAPE_TIMEOUT;
 use super::sample::reduce;
 use crate::results::server_sample::{ScrapeReport, ServerSample};
 use crate::tls::client::server_name;
+use crate::tls::stamped::StampedTcp;
 use crate::tls::{ClientStream, ClientTls, ClientTlsOptions, Trust};
 
 /// Largest exposition read, in bytes (the bundled server's is a few KiB).
@@ -189,6 +190,7 @@ impl Scraper {
             .await
             .map_err(|cause| ScrapeError::Connect { url: url(), cause })?;
         let _ = tcp.set_nodelay(true);
+        let tcp = StampedTcp::plain(tcp);
         let stream: ClientStream = if target.https {
             let tls = match &self.tls {
                 Some(tls) => tls.clone(),

@@ -16,12 +16,12 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, RootCertStore, SignatureScheme};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::ca_file::CaFileVerifier;
 use super::failure::{TlsFailure, TrustKind, classify};
+use super::stamped::StampedTcp;
 use super::{ALPN_HTTP1, TlsError, provider};
 
 /// Sessions a shared cache keeps (one per server name).
@@ -140,10 +140,10 @@ impl ClientTls {
     /// Runs the handshake on a connected socket, within `timeout`.
     pub async fn handshake(
         &self,
-        tcp: TcpStream,
+        tcp: StampedTcp,
         name: &ServerName<'static>,
         timeout: Duration,
-    ) -> Result<(TlsStream<TcpStream>, Handshake), TlsError> {
+    ) -> Result<(TlsStream<StampedTcp>, Handshake), TlsError> {
         let started = Instant::now();
         let connector = TlsConnector::from(Arc::clone(&self.config));
         let host = || name.to_str().into_owned();
@@ -228,6 +228,8 @@ impl ServerCertVerifier for NoVerification {
 
 #[cfg(test)]
 mod tests {
+    use tokio::net::TcpStream;
+
     use super::*;
 
     #[test]
@@ -270,7 +272,7 @@ mod tests {
             (conn.server_name().map(str::to_owned), conn.alpn_protocol().map(<[u8]>::to_vec), stream)
         };
         let connect = async {
-            let tcp = TcpStream::connect(addr).await.unwrap();
+            let tcp = StampedTcp::with_kernel_stamps(TcpStream::connect(addr).await.unwrap());
             let (mut stream, handshake) =
                 client.handshake(tcp, &server_name(host).unwrap(), Duration::from_secs(5)).await.unwrap();
             let mut byte = [0u8; 1];

@@ -19,6 +19,7 @@ pub mod client;
 pub mod failure;
 pub mod generate;
 pub mod server;
+pub mod stamped;
 pub mod stream;
 
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ pub use client::{ClientTls, ClientTlsOptions, Handshake, Trust};
 pub use failure::{TlsFailure, TrustKind};
 pub use generate::GeneratedPki;
 pub use server::ServerTls;
+pub use stamped::StampedTcp;
 pub use stream::ClientStream;
 
 /// The one ALPN protocol offered and accepted: WebSocket over HTTP/1.1, as a browser offers it

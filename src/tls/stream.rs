@@ -1,4 +1,5 @@
-//! [`ClientStream`]: a client's byte stream, plain TCP or TLS over TCP, as one concrete type.
+//! [`ClientStream`]: a client's byte stream, plain TCP or TLS over TCP, as one concrete type,
+//! over a [`StampedTcp`] (kernel receive stamps when the runner asked for them).
 //!
 //! It is the `S` of `WebSocketStream<S>` and of the raw probe socket. An enum rather than a
 //! `Box<dyn AsyncRead + AsyncWrite>`: a plain run pays one predictable branch per I/O call and
@@ -12,20 +13,37 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::stamped::StampedTcp;
+
 /// Plain TCP, or TLS over TCP.
 #[derive(Debug)]
 pub enum ClientStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(StampedTcp),
+    Tls(Box<TlsStream<StampedTcp>>),
 }
 
 impl ClientStream {
-    /// The TCP socket underneath.
-    pub fn tcp(&self) -> &TcpStream {
+    fn stamped(&self) -> &StampedTcp {
         match self {
             ClientStream::Plain(tcp) => tcp,
             ClientStream::Tls(tls) => tls.get_ref().0,
         }
+    }
+
+    /// The TCP socket underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        self.stamped().get_ref()
+    }
+
+    /// When the latest read's data reached the socket, by the kernel's stamp (µs since the Unix
+    /// epoch); `None` without kernel stamps.
+    pub fn last_read_us(&self) -> Option<u64> {
+        self.stamped().last_read_us()
+    }
+
+    /// Whether the kernel stamps this stream's reads.
+    pub fn kernel_stamps(&self) -> bool {
+        self.stamped().kernel_stamps()
     }
 
     pub fn is_tls(&self) -> bool {
@@ -35,12 +53,18 @@ impl ClientStream {
 
 impl From<TcpStream> for ClientStream {
     fn from(tcp: TcpStream) -> ClientStream {
+        ClientStream::Plain(StampedTcp::plain(tcp))
+    }
+}
+
+impl From<StampedTcp> for ClientStream {
+    fn from(tcp: StampedTcp) -> ClientStream {
         ClientStream::Plain(tcp)
     }
 }
 
-impl From<TlsStream<TcpStream>> for ClientStream {
-    fn from(tls: TlsStream<TcpStream>) -> ClientStream {
+impl From<TlsStream<StampedTcp>> for ClientStream {
+    fn from(tls: TlsStream<StampedTcp>) -> ClientStream {
         ClientStream::Tls(Box::new(tls))
     }
 }

@@ -42,6 +42,15 @@ pub fn total_memory_bytes() -> u64 {
     u64::try_from(pages).unwrap_or(0) * page_size()
 }
 
+/// The receive buffer a new TCP socket starts with (the middle value of `net.ipv4.tcp_rmem`;
+/// Linux's default, 128 KiB, where it cannot be read).
+pub fn tcp_receive_buffer_bytes() -> u64 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_rmem")
+        .ok()
+        .and_then(|text| text.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(131_072)
+}
+
 /// Number of CPUs this process may run on.
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map(usize::from).unwrap_or(1)

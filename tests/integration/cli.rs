@@ -128,17 +128,24 @@ fn run_failing_a_gate_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[test]
-fn run_interrupted_by_sigint_writes_a_partial_report_and_exits_130() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "long.toml", &TINY.replace("duration = \"3s\"", "duration = \"60s\""));
+/// Starts a 60-second run of TINY in `dir` (report into `out/`) and gives it 3 s to get going.
+fn start_long_run(dir: &Path, extra: &[&str]) -> (std::process::Child, String) {
+    let path = write(dir, "long.toml", &TINY.replace("duration = \"3s\"", "duration = \"60s\""));
     let child = Command::new(BIN)
         .args(["run", &path, "--out", "out", "-q"])
-        .current_dir(dir.path())
+        .args(extra)
+        .current_dir(dir)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
+    (child, path)
+}
+
+#[test]
+fn run_interrupted_by_sigint_writes_a_partial_report_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, _) = start_long_run(dir.path(), &[]);
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
@@ -216,15 +223,8 @@ fn two_signals_at_once_are_one_request_to_drain() {
 #[test]
 fn a_second_ctrl_c_later_ends_a_run_with_workers_and_leaves_none_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "long.toml", &TINY.replace("duration = \"3s\"", "duration = \"60s\""));
     // With worker processes: an abort must take them down too, not leave them running.
-    let mut child = Command::new(BIN)
-        .args(["run", &path, "--out", "out", "-q", "--workers", "2"])
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    let (mut child, path) = start_long_run(dir.path(), &["--workers", "2"]);
     // SAFETY: sending signals to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     std::thread::sleep(Duration::from_millis(400));

@@ -84,6 +84,7 @@ fn render_baseline(dir: &Path) -> PathBuf {
 
 #[test]
 fn chromium_draws_every_chart_of_the_html_report() {
+    let _alone = crate::common::heavy_or_timed();
     let Some(chromium) = chromium() else {
         println!("SKIPPED: chromium not installed (set $CHROMIUM or apt-get install chromium; .ci/run does)");
         eprintln!("SKIPPED: chromium not installed; the HTML report was not rendered in a browser");
@@ -124,6 +125,7 @@ fn chromium_draws_every_chart_of_the_html_report() {
 
 #[test]
 fn chromium_screenshots_the_report_with_its_charts() {
+    let _alone = crate::common::heavy_or_timed();
     let Some(chromium) = chromium() else {
         println!("SKIPPED: chromium not installed (set $CHROMIUM or apt-get install chromium; .ci/run does)");
         return;

@@ -117,7 +117,7 @@ async fn the_event_stream_sends_each_snapshot_and_the_final_one() {
     socket.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     let feeder = feed(&server, 4);
     feeder.join().unwrap();
-    let server = Arc::try_unwrap(server).ok().expect("the feeder is done");
+    let server = Arc::into_inner(server).expect("the feeder is done");
     let mut last = snapshot_at(4);
     last.state = RunState::Finished { report_dir: "/tmp/report-x".into(), passed: true, valid: true };
     let finisher = std::thread::spawn(move || server.finish(last));
@@ -298,8 +298,12 @@ impl DevTools {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_sees_the_live_page_change_and_the_end_of_the_run() {
+#[test]
+fn chromium_sees_the_live_page_change_and_the_end_of_the_run() {
+    crate::common::timed_alone(live_page_in_chromium());
+}
+
+async fn live_page_in_chromium() {
     let Some(chromium) = crate::html::chromium() else {
         println!("SKIPPED: chromium not installed (set $CHROMIUM or apt-get install chromium; .ci/run does)");
         return;
@@ -336,7 +340,7 @@ async fn chromium_sees_the_live_page_change_and_the_end_of_the_run() {
         .await;
     assert!(charts["result"]["result"]["value"].as_u64().unwrap_or(0) >= 4, "{charts}");
     feeder.join().unwrap();
-    let server = Arc::try_unwrap(server).ok().expect("the feeder is done");
+    let server = Arc::into_inner(server).expect("the feeder is done");
     let mut last = snapshot_at(8 * TICKS_PER_S);
     last.state = RunState::Finished { report_dir: "/tmp/reports/feeder-1".into(), passed: true, valid: true };
     tokio::task::spawn_blocking(move || server.finish(last)).await.unwrap();
@@ -484,6 +488,7 @@ fn bucket_of(seconds: f64) -> usize {
 
 #[test]
 fn a_real_prometheus_scrapes_a_run_and_agrees_with_its_report() {
+    let _alone = crate::common::heavy_or_timed();
     let program = match crate::common::tools::prometheus() {
         Ok(program) => program,
         Err(why) => {

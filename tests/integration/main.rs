@@ -16,4 +16,5 @@ mod reports;
 mod runner;
 mod server;
 mod shards;
+mod stamps;
 mod tls;

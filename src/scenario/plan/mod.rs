@@ -142,6 +142,17 @@ pub struct HarnessPlan {
     pub connect_timeout: Duration,
     /// `[harness] live`: the live endpoint's address.
     pub live: Option<std::net::SocketAddr>,
+    /// Time frames by the kernel's receive stamps (`timestamps = "kernel"`, the default).
+    pub kernel_stamps: bool,
+    /// `faults = ["stall=LENGTH/EVERY"]`: the subscribers' threads stop for `length` every `every`.
+    pub stall: Option<HarnessStall>,
+}
+
+/// A self-test of the harness: its subscriber threads block, as an overloaded loop would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HarnessStall {
+    pub length: Duration,
+    pub every: Duration,
 }
 
 impl Plan {
@@ -173,6 +184,35 @@ impl Plan {
     }
 }
 
+/// `[harness] faults`: at most one `stall=LENGTH/EVERY`, the stall shorter than its period.
+fn harness_stall(faults: &[toml::Spanned<String>]) -> Result<Option<HarnessStall>, PlanError> {
+    let mut stall = None;
+    for fault in faults {
+        let expected = || {
+            PlanError::at(
+                fault.span(),
+                format!(
+                    "[harness] fault {:?}: expected stall=LENGTH/EVERY with LENGTH shorter than EVERY, \
+                     e.g. \"stall=200ms/2s\"",
+                    fault.get_ref()
+                ),
+            )
+        };
+        let spec = fault.get_ref().trim().strip_prefix("stall=").ok_or_else(expected)?;
+        let (length, every) = spec.split_once('/').ok_or_else(expected)?;
+        let length = crate::util::duration::parse_duration(length.trim()).map_err(|_| expected())?;
+        let every = crate::util::duration::parse_duration(every.trim()).map_err(|_| expected())?;
+        if length.is_zero() || length >= every {
+            return Err(expected());
+        }
+        if stall.is_some() {
+            return Err(PlanError::at(fault.span(), "[harness] faults: give at most one stall"));
+        }
+        stall = Some(HarnessStall { length, every });
+    }
+    Ok(stall)
+}
+
 /// Builds the plan from a parsed file. `whole` is the file's full span, for errors that
 /// belong to no single value.
 pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<Plan, PlanError> {
@@ -193,6 +233,20 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         max_loop_lag: file.harness.max_loop_lag.map_or(Duration::from_millis(25), |d| d.0),
         drain: file.harness.drain.map_or(Duration::from_secs(2), |d| d.0),
         connect_timeout: file.harness.connect_timeout.map_or(Duration::from_secs(10), |d| d.0),
+        kernel_stamps: match &file.harness.timestamps {
+            None => true,
+            Some(mode) => match mode.get_ref().as_str() {
+                "kernel" => true,
+                "user" => false,
+                other => {
+                    return Err(PlanError::at(
+                        mode.span(),
+                        format!("[harness] timestamps = {other:?}: expected \"kernel\" or \"user\""),
+                    ));
+                }
+            },
+        },
+        stall: harness_stall(&file.harness.faults)?,
         live: match &file.harness.live {
             None => None,
             Some(addr) => Some(crate::util::url::parse_socket_addr(addr.get_ref()).ok_or_else(|| {

@@ -368,3 +368,22 @@ pub fn status(status: &str) -> Value {
 pub fn device(id: &str, status: &str) -> Value {
     serde_json::json!({"id": id, "status": status, "last_seen": "2024-03-20T10:00:00Z"})
 }
+
+/// Held by the tests whose figures depend on a calm machine (latency compared across runs)
+/// and by those that load it most (a browser, Prometheus): on two cores, one of each at the same
+/// time makes the first measure the second.
+pub fn heavy_or_timed() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `test` on a two-thread runtime while holding [`heavy_or_timed`].
+pub fn timed_alone<F: std::future::Future>(test: F) -> F::Output {
+    let _alone = heavy_or_timed();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(test)
+}
