@@ -45,6 +45,8 @@ impl std::fmt::Debug for IntervalHook {
 pub struct Totals {
     /// Per client group; publishers in the last slot.
     pub counters: Vec<Counters>,
+    /// Per stage of the run.
+    pub stages: Vec<super::StageStats>,
     pub histograms: Histograms,
     /// Fan-out latency per client group.
     pub group_fanout: Vec<super::histogram::Latency>,
@@ -144,6 +146,7 @@ fn fold_into_totals(totals: &mut Totals, report: &ShardReport) {
     for (total, part) in totals.counters.iter_mut().zip(&report.counters) {
         *total += part;
     }
+    super::add_stages(&mut totals.stages, &report.stages);
     totals.histograms.merge(&report.histograms);
     if totals.group_fanout.len() < report.group_fanout.len() {
         totals.group_fanout.resize_with(report.group_fanout.len(), super::histogram::new_histogram);
@@ -265,7 +268,7 @@ mod tests {
     use crate::metrics::ShardStats;
 
     fn report(shard: usize, interval: u64, delivered: u64, is_final: bool) -> ShardReport {
-        let mut stats = ShardStats::new(1);
+        let mut stats = ShardStats::new(1, 1);
         stats.counters[0].events_delivered = delivered;
         stats.histograms.record(LatencyMetric::Fanout, 100 * delivered);
         stats.clients_connected = vec![10];

@@ -62,11 +62,53 @@ impl Histograms {
 /// Most samples kept per kind of error, per shard.
 pub const SAMPLES_PER_KIND: usize = 5;
 
+/// What one stage of the run measured: its event counters (each event in the stage of its
+/// intended publish time) and its fan-out latency.
+#[derive(Debug, Clone)]
+pub struct StageStats {
+    pub counters: Counters,
+    pub fanout: Latency,
+}
+
+impl Default for StageStats {
+    fn default() -> Self {
+        StageStats { counters: Counters::default(), fanout: new_histogram() }
+    }
+}
+
+impl StageStats {
+    /// Adds `part`'s figures to these.
+    pub fn add(&mut self, part: &StageStats) {
+        self.counters += &part.counters;
+        histogram::merge(&mut self.fanout, &part.fanout);
+    }
+
+    /// These figures, leaving zeros behind.
+    fn take(&mut self) -> StageStats {
+        let taken = self.clone();
+        self.counters = Counters::default();
+        self.fanout.reset();
+        taken
+    }
+}
+
+/// Adds `parts`, stage by stage, into `totals` (grown to their length).
+pub fn add_stages(totals: &mut Vec<StageStats>, parts: &[StageStats]) {
+    if totals.len() < parts.len() {
+        totals.resize_with(parts.len(), StageStats::default);
+    }
+    for (total, part) in totals.iter_mut().zip(parts) {
+        total.add(part);
+    }
+}
+
 /// What one shard has measured since its last report.
 #[derive(Debug, Default)]
 pub struct ShardStats {
     /// Per client group; the publishers' counters are in the last slot.
     pub counters: Vec<Counters>,
+    /// Per stage of the run.
+    pub stages: Vec<StageStats>,
     pub histograms: Histograms,
     pub violations: BTreeMap<ViolationKind, u64>,
     pub samples: Vec<Sample>,
@@ -85,9 +127,10 @@ impl ShardStats {
         *self.violations.entry(kind).or_default() += 1;
     }
 
-    pub fn new(groups: usize) -> ShardStats {
+    pub fn new(groups: usize, stages: usize) -> ShardStats {
         ShardStats {
             counters: vec![Counters::default(); groups + 1],
+            stages: vec![StageStats::default(); stages],
             group_fanout: (0..groups).map(|_| new_histogram()).collect(),
             clients_connected: vec![0; groups],
             ..ShardStats::default()
@@ -96,8 +139,17 @@ impl ShardStats {
 
     /// Records a delivery's fan-out latency, run-wide and for its group.
     #[inline]
-    pub fn record_fanout(&mut self, group: usize, micros: u64) {
+    /// A delivery to `group` of an event of `stage` (its intended time's), `micros` after it
+    /// was meant to be sent.
+    pub fn record_delivery(&mut self, group: usize, stage: usize, micros: u64) {
+        if let Some(counters) = self.counters.get_mut(group) {
+            counters.events_delivered += 1;
+        }
         self.histograms.record(LatencyMetric::Fanout, micros);
+        if let Some(stage) = self.stages.get_mut(stage) {
+            stage.counters.events_delivered += 1;
+            record(&mut stage.fanout, micros);
+        }
         if let Some(histogram) = self.group_fanout.get_mut(group) {
             record(histogram, micros);
         }
@@ -117,6 +169,7 @@ impl ShardStats {
             shard,
             interval,
             counters: std::mem::replace(&mut self.counters, vec![Counters::default(); groups]),
+            stages: self.stages.iter_mut().map(StageStats::take).collect(),
             histograms: self.histograms.take(),
             group_fanout: self
                 .group_fanout
@@ -145,6 +198,7 @@ pub struct ShardReport {
     /// 1 for the first second of the run, 2 for the next, …
     pub interval: u64,
     pub counters: Vec<Counters>,
+    pub stages: Vec<StageStats>,
     pub histograms: Histograms,
     pub group_fanout: Vec<Latency>,
     pub violations: BTreeMap<ViolationKind, u64>,
@@ -183,7 +237,7 @@ mod tests {
 
     #[test]
     fn samples_are_bounded_per_kind() {
-        let mut stats = ShardStats::new(1);
+        let mut stats = ShardStats::new(1, 1);
         for i in 0..20 {
             let kind = if i % 2 == 0 { "a" } else { "b" };
             stats.sample(Sample {

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::results::model::{GateResult, GroupReport, RunReport};
+use crate::results::model::{GateResult, GroupReport, RunReport, StageReport};
 use crate::util::duration::{format_micros, parse_duration};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,9 +74,26 @@ impl Gate {
     /// Parses `metric` and `condition` (e.g. `"< 100ms"`); errors say what was expected.
     /// `groups` are the scenario's client groups, which `groups.<name>.…` paths may name.
     pub fn parse(metric: &str, condition: &str, groups: &[&str]) -> Result<Gate, String> {
+        Gate::parse_in(metric, condition, groups, &[])
+    }
+
+    /// [`Gate::parse`] for a run whose timeline has `stages`, which `stages.<name>.counters.…`
+    /// and `stages.<name>.latency.fanout.…` may name.
+    pub fn parse_in(metric: &str, condition: &str, groups: &[&str], stages: &[&str]) -> Result<Gate, String> {
+        if let Some(rest) = metric.strip_prefix("stages.") {
+            let stage = rest.split_once('.').map_or(rest, |(stage, _)| stage);
+            if !stages.contains(&stage) {
+                return Err(format!(
+                    "unknown stage {stage:?} in gate {metric:?}: expected stages.<stage>.counters.<counter> \
+                     or stages.<stage>.latency.fanout.<stat> with a stage of {}",
+                    stages.join(", ")
+                ));
+            }
+        }
         let path = report_path(metric);
         let mut template = RunReport::empty("");
         template.groups = groups.iter().map(|name| GroupReport::template(name)).collect();
+        template.stages = stages.iter().map(|name| StageReport::template(name)).collect();
         let template = serde_json::to_value(template).unwrap_or(Value::Null);
         if !lookup(&template, &path).is_some_and(Value::is_number) {
             return Err(format!(
@@ -176,13 +193,13 @@ fn report_path(metric: &str) -> Vec<String> {
     metric.split('.').map(|part| if part == "latency" { "latency_us" } else { part }.to_owned()).collect()
 }
 
-/// Walks `path`; under `groups`, the next part names a group rather than an index.
+/// Walks `path`; under `groups` and `stages`, the next part names an entry rather than an index.
 fn lookup<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
     let mut current = value;
     let mut parts = path.iter();
     while let Some(key) = parts.next() {
         current = current.get(key)?;
-        if key == "groups" && current.is_array() {
+        if (key == "groups" || key == "stages") && current.is_array() {
             let name = parts.next()?;
             current =
                 current.as_array()?.iter().find(|g| g.get("name").and_then(Value::as_str) == Some(name))?;

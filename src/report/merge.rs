@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::metrics::histogram::{self, Latency, decode, encode, summarize};
 use crate::report::gates::{Gate, apply_gates};
-use crate::results::model::{GroupReport, Interval, LatencySummary, RunReport, TlsReport};
+use crate::results::model::{GroupReport, Interval, LatencySummary, RunReport, StageReport, TlsReport};
 use crate::results::server_sample::ScrapeReport;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,7 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
         .max()
         .unwrap_or_else(|| reports.iter().map(|r| r.peak_clients).sum());
     merged.groups = merge_groups(reports)?;
+    merged.stages = merge_stages(reports)?;
     merge_harness(&mut merged, reports);
     let per_s = |n: f64| if merged.duration_s > 0.0 { n / merged.duration_s } else { 0.0 };
     let c = merged.counters;
@@ -88,12 +89,49 @@ pub fn merge(reports: &[RunReport]) -> Result<RunReport, MergeError> {
         .map(|g| {
             let (metric, condition) = g.expr.split_once(' ').unwrap_or((&g.expr, ""));
             let names: Vec<&str> = merged.groups.iter().map(|g| g.name.as_str()).collect();
-            Gate::parse(metric, condition, &names)
+            let stages: Vec<&str> = merged.stages.iter().map(|s| s.name.as_str()).collect();
+            Gate::parse_in(metric, condition, &names, &stages)
                 .map(|gate| Gate { default: g.default, ..gate })
                 .map_err(|e| MergeError::Gate(g.expr.clone(), e))
         })
         .collect::<Result<Vec<_>, _>>()?;
     apply_gates(&mut merged, &gates);
+    Ok(merged)
+}
+
+/// Every shard ran the same timeline: stage `i` of each is stage `i` of the run, its counters
+/// added and its histograms merged.
+fn merge_stages(reports: &[RunReport]) -> Result<Vec<StageReport>, MergeError> {
+    let first = &reports[0].stages;
+    let mut merged = Vec::with_capacity(first.len());
+    for (i, stage) in first.iter().enumerate() {
+        let mut parts = Vec::with_capacity(reports.len());
+        for report in reports {
+            let part = report.stages.get(i).filter(|s| s.name == stage.name).ok_or_else(|| {
+                let other = report.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+                let ours = first.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+                MergeError::Mismatch { field: "stages", a: ours, b: other }
+            })?;
+            parts.push(part);
+        }
+        let histograms = merge_histogram_maps(parts.iter().map(|s| &s.histograms))?;
+        let mut counters = crate::results::model::Counters::default();
+        for part in &parts {
+            counters += &part.counters;
+        }
+        merged.push(StageReport {
+            name: stage.name.clone(),
+            start_s: stage.start_s,
+            end_s: stage.end_s,
+            counters,
+            latency_us: stage
+                .latency_us
+                .keys()
+                .map(|name| (name.clone(), histograms.get(name).map(summarize).unwrap_or_default()))
+                .collect(),
+            histograms: histograms.iter().map(|(k, h)| (k.clone(), encode(h))).collect(),
+        });
+    }
     Ok(merged)
 }
 

@@ -217,6 +217,35 @@ impl TlsReport {
     }
 }
 
+/// One stage of the run's timeline and what happened in it (CLI.md: a delivery belongs to the
+/// stage of its event's intended publish time). Its `counters` are the event counters (published,
+/// expected, delivered, missing, duplicated, out of order, uncertain, after unsubscribe); the
+/// connection counters belong to the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StageReport {
+    pub name: String,
+    /// From the run's start, in seconds.
+    pub start_s: f64,
+    pub end_s: f64,
+    pub counters: Counters,
+    /// `fanout`.
+    pub latency_us: BTreeMap<String, LatencySummary>,
+    /// The same, as HdrHistogram V2 compressed, base64 (so shards' reports merge exactly).
+    pub histograms: BTreeMap<String, String>,
+}
+
+impl StageReport {
+    /// An empty stage named `name`, with the fields gates may name.
+    pub fn template(name: &str) -> StageReport {
+        StageReport {
+            name: name.to_owned(),
+            latency_us: [("fanout".to_owned(), LatencySummary::default())].into_iter().collect(),
+            ..StageReport::default()
+        }
+    }
+}
+
 /// Per client group: how it fared.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -269,6 +298,9 @@ pub struct RunReport {
     pub harness: HarnessReport,
     #[serde(default)]
     pub groups: Vec<GroupReport>,
+    /// The timeline's stages, in order (one, named after the scenario, without `[[stages]]`).
+    #[serde(default)]
+    pub stages: Vec<StageReport>,
     #[serde(default)]
     pub violations: BTreeMap<String, u64>,
     #[serde(default)]
@@ -315,6 +347,7 @@ impl RunReport {
             histograms: BTreeMap::new(),
             harness: HarnessReport::default(),
             groups: Vec::new(),
+            stages: Vec::new(),
             violations: BTreeMap::new(),
             samples: Vec::new(),
             environment: Environment::default(),

@@ -157,7 +157,7 @@ mod tests {
         let board = Arc::new(PublisherBoard::new(1));
         let facts = GroupFacts {
             board: Arc::clone(&board),
-            schedules: vec![Schedule { start_us: 0, rate_per_s: 1000.0, events: 100 }].into(),
+            schedules: vec![Schedule::constant(0, 1000.0, 100)].into(),
             tables: vec![Some(AdmissionTable::All)].into(),
         };
         assert_eq!(facts.admitted(0, 0, 10), 10);

@@ -31,8 +31,28 @@ pub async fn run(ctx: Rc<ShardCtx>, group: usize, index: u64) {
     let mut connections = 0u64;
     // Spreads every client of the run over the connector's source addresses.
     let source_index = run.groups[..group].iter().map(|g| g.plan.count).sum::<u64>() + index;
+    // When the client is on (stages: it leaves on a ramp-down and may come back for a spike).
+    let run_start = run.clock.instant_at(run.start_us);
+    let windows: Vec<(Instant, Option<Instant>)> = g
+        .plan
+        .windows(index)
+        .into_iter()
+        .map(|(on, off)| ((run_start + on).into(), off.map(|off| (run_start + off).into())))
+        .collect();
+    let mut window = 0;
     loop {
         if run.stop.is_cancelled() {
+            return;
+        }
+        // Past this window's end: wait for the next one, or for the run's end.
+        while windows.get(window).is_some_and(|(_, off)| off.is_some_and(|off| Instant::now() >= off)) {
+            window += 1;
+        }
+        let Some(&(on, leave_at)) = windows.get(window) else {
+            run.stop.cancelled().await;
+            return;
+        };
+        if Instant::now() < on && !pause(&ctx, on - Instant::now()).await {
             return;
         }
         let started = Instant::now();
@@ -59,7 +79,7 @@ pub async fn run(ctx: Rc<ShardCtx>, group: usize, index: u64) {
         connections += 1;
         let end = if g.plan.credential.is_valid() {
             match await_established(&ctx, g, &mut ws, started, timings.upgrade_started).await {
-                Some(()) => Session::new(&ctx, g, &mut rng, connections > 1).run(&mut ws).await,
+                Some(()) => Session::new(&ctx, g, &mut rng, connections > 1).run(&mut ws, leave_at).await,
                 None => End::Cut,
             }
         } else {
@@ -68,6 +88,11 @@ pub async fn run(ctx: Rc<ShardCtx>, group: usize, index: u64) {
         };
         let wait = match end {
             End::Stop => return,
+            // Left on a ramp-down: the next window (if any) is waited for above.
+            End::Leave => {
+                window += 1;
+                continue;
+            }
             End::Cut => RETRY_PAUSE,
             End::Reconnect if g.plan.credential.is_valid() => Duration::ZERO,
             End::Reconnect => match g.plan.churn.reconnect_every {

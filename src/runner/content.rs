@@ -202,7 +202,7 @@ mod tests {
             index: 3,
             name: "p".into(),
             topic,
-            rate_per_s: 10.0,
+            rate: crate::scenario::stages::Curve::constant(Duration::ZERO, Duration::from_secs(1), 10.0),
             via: Via::WebSocket,
             mix,
             device_ids: 10,

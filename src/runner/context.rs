@@ -117,13 +117,8 @@ pub struct ShardCtx {
 impl ShardCtx {
     pub fn new(run: Arc<RunShared>, index: usize) -> ShardCtx {
         let completion = run.schedules.iter().map(|s| vec![0; s.events as usize]).collect();
-        let groups = run.plan.groups.len();
-        ShardCtx {
-            run,
-            index,
-            stats: RefCell::new(ShardStats::new(groups)),
-            completion: RefCell::new(completion),
-        }
+        let stats = ShardStats::new(run.plan.groups.len(), run.plan.stages.len());
+        ShardCtx { run, index, stats: RefCell::new(stats), completion: RefCell::new(completion) }
     }
 
     /// Index of the publishers' slot in the per-group counters.

@@ -9,7 +9,9 @@ use crate::metrics::histogram::{encode, summarize};
 use crate::protocol::timestamp::format_rfc3339_millis;
 use crate::report::gates::apply_gates;
 use crate::results::LatencyMetric;
-use crate::results::model::{Counters, Environment, GroupReport, HarnessReport, RunReport, TlsReport};
+use crate::results::model::{
+    Counters, Environment, GroupReport, HarnessReport, RunReport, StageReport, TlsReport,
+};
 use crate::util::duration::format_duration;
 use crate::util::process;
 
@@ -85,6 +87,25 @@ pub fn report(run: &RunShared, mut totals: Totals, usage: Usage, interrupted: bo
             latency_us: Default::default(),
             histograms: Default::default(),
         }))
+        .collect();
+    report.stages = plan
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| {
+            let measured = totals.stages.get(i).cloned().unwrap_or_default();
+            StageReport {
+                name: stage.name.clone(),
+                start_s: stage.start.as_secs_f64(),
+                end_s: stage.end.as_secs_f64(),
+                counters: measured.counters,
+                latency_us: [("fanout".to_owned(), summarize(&measured.fanout))].into_iter().collect(),
+                histograms: Some(&measured.fanout)
+                    .filter(|h| !h.is_empty())
+                    .map(|h| [("fanout".to_owned(), encode(h))].into_iter().collect())
+                    .unwrap_or_default(),
+            }
+        })
         .collect();
     report.violations = totals
         .violations

@@ -1,7 +1,7 @@
 //! The scenario runner: executes a [`Plan`] and returns its [`RunReport`].
 //!
 //! - [`content`]: deterministic event contents and admission tables;
-//! - [`clock`]: the run's clock and publishers' open-model schedules;
+//! - [`clock`]: the run's clock; [`schedule`]: publishers' open-model schedules;
 //! - [`board`]: what publishers have had answered, read by the oracles;
 //! - [`oracle`]: exact delivery judgement per (subscriber, publisher);
 //! - [`credentials`], [`connect`]: tokens and connections;
@@ -28,8 +28,10 @@ pub mod live_feed;
 pub mod oracle;
 pub mod preflight;
 pub mod publisher;
+pub mod schedule;
 mod session;
 pub mod shard;
+mod stage_counts;
 pub mod workers;
 
 use std::sync::Arc;
@@ -262,13 +264,13 @@ fn shared_state(
     // Give the shards a moment to start before the first client is due.
     let start_us = options.start_at_us.unwrap_or_else(|| clock.now_us() + 200_000);
     let run_id = options.run_id.unwrap_or_else(|| rand::random::<u32>() & 0x7FFF_FFFF);
+    let stage_starts: Vec<Duration> = plan.stages.iter().skip(1).map(|s| s.start).collect();
     let schedules: Arc<[Schedule]> = plan
         .publishers
         .iter()
-        .map(|p| Schedule {
-            start_us: start_us + p.start.as_micros() as u64,
-            rate_per_s: p.rate_per_s,
-            events: p.planned_events(),
+        .map(|p| {
+            Schedule::new(start_us, p.rate.clone(), p.planned_events())
+                .with_stages(stage_starts.iter().copied())
         })
         .collect();
     let contents: Vec<ContentModel> =
@@ -377,9 +379,7 @@ fn assign(plan: &Plan, shards: usize, shard: Option<ShardOf>) -> Vec<ShardAssign
         .groups
         .iter()
         .enumerate()
-        .flat_map(|(g, group)| {
-            (0..group.count).map(move |i| (g, i, group.start_after + group.arrival.offset(i, group.count)))
-        })
+        .flat_map(|(g, group)| (0..group.count).map(move |i| (g, i, group.first_join(i))))
         .collect();
     clients.sort_by_key(|(_, _, offset)| *offset);
     let clients = clients.into_iter().enumerate().filter(|(n, _)| ours(*n)).map(|(_, c)| c);

@@ -19,6 +19,53 @@
 
 use crate::results::model::Counters;
 
+/// Where the oracle counts what it judges: a group's [`Counters`], or those with the counters
+/// of each event's stage beside them (`runner::stage_counts`). An event belongs to the stage of
+/// its intended publish time, so a count is always of one publisher's seqs.
+pub trait EventCounts {
+    /// Adds `n` to `field` for events of publisher `p` from `seq` on, all in one stage.
+    fn add(&mut self, p: usize, seq: u64, field: CounterField, n: u64);
+    /// Takes one back from `field` for event `seq` of publisher `p`.
+    fn take_back(&mut self, p: usize, seq: u64, field: CounterField);
+    /// The first seq of publisher `p` after `seq` that belongs to a later stage (`u64::MAX`:
+    /// none).
+    fn next_stage_at(&self, _p: usize, _seq: u64) -> u64 {
+        u64::MAX
+    }
+}
+
+/// One of the event counters the oracle keeps.
+pub type CounterField = fn(&mut Counters) -> &mut u64;
+
+impl EventCounts for Counters {
+    fn add(&mut self, _p: usize, _seq: u64, field: CounterField, n: u64) {
+        *field(self) += n;
+    }
+
+    fn take_back(&mut self, _p: usize, _seq: u64, field: CounterField) {
+        *field(self) -= 1;
+    }
+}
+
+fn missing(c: &mut Counters) -> &mut u64 {
+    &mut c.events_missing
+}
+fn expected(c: &mut Counters) -> &mut u64 {
+    &mut c.events_expected
+}
+fn uncertain(c: &mut Counters) -> &mut u64 {
+    &mut c.events_uncertain
+}
+fn out_of_order(c: &mut Counters) -> &mut u64 {
+    &mut c.events_out_of_order
+}
+fn duplicated(c: &mut Counters) -> &mut u64 {
+    &mut c.events_duplicated
+}
+fn after_unsubscribe(c: &mut Counters) -> &mut u64 {
+    &mut c.events_after_unsubscribe
+}
+
 /// What the oracle needs to know about publishers, from the subscriber's group's point of view.
 pub trait PublisherFacts {
     /// The first seq of publisher `p` certainly sent at or after `t_us`.
@@ -139,7 +186,13 @@ impl ConnectionOracle {
 
     /// The leave was answered (`unsubscription_confirmed`, or the server's close frame after
     /// ours) at `now_us`: everything owed has had its chance to arrive.
-    pub fn on_left(&mut self, now_us: u64, facts: &impl PublisherFacts, slots: &[usize], c: &mut Counters) {
+    pub fn on_left(
+        &mut self,
+        now_us: u64,
+        facts: &impl PublisherFacts,
+        slots: &[usize],
+        c: &mut impl EventCounts,
+    ) {
         let closing = self.phase == Phase::Closing;
         self.phase = Phase::Left;
         for (t, &p) in self.trackers.iter_mut().zip(slots) {
@@ -167,18 +220,18 @@ impl ConnectionOracle {
         p: usize,
         (seq, acked): (u64, u64),
         facts: &impl PublisherFacts,
-        c: &mut Counters,
+        c: &mut impl EventCounts,
     ) -> Judgement {
         let phase = self.phase;
         let t = &mut self.trackers[slot];
         t.ack_hint = t.ack_hint.max(acked);
         if t.max_seen != NONE && seq <= t.max_seen {
-            return late_arrival(t, seq, c);
+            return late_arrival(t, p, seq, c);
         }
         if phase == Phase::Left && (t.late_owed.0..t.late_owed.1).contains(&seq) {
             // Owed before the leave was answered, counted missing then, and here it is after.
-            c.events_missing -= 1;
-            c.events_out_of_order += 1;
+            c.take_back(p, seq, missing);
+            c.add(p, seq, out_of_order, 1);
             advance(t, seq);
             return Judgement::OutOfOrder;
         }
@@ -198,9 +251,9 @@ impl ConnectionOracle {
         };
         t.cursor = t.cursor.max(seq + 1);
         match judgement {
-            Judgement::Expected => c.events_expected += 1,
-            Judgement::Uncertain => c.events_uncertain += 1,
-            Judgement::AfterUnsubscribe => c.events_after_unsubscribe += 1,
+            Judgement::Expected => c.add(p, seq, expected, 1),
+            Judgement::Uncertain => c.add(p, seq, uncertain, 1),
+            Judgement::AfterUnsubscribe => c.add(p, seq, after_unsubscribe, 1),
             _ => {}
         }
         judgement
@@ -217,38 +270,47 @@ fn advance(t: &mut Tracker, seq: u64) {
 }
 
 /// An event at or below the highest seq seen: a duplicate or a late (out-of-order) arrival.
-fn late_arrival(t: &mut Tracker, seq: u64, c: &mut Counters) -> Judgement {
+fn late_arrival(t: &mut Tracker, p: usize, seq: u64, c: &mut impl EventCounts) -> Judgement {
     let back = t.max_seen - seq;
     if back >= WINDOW {
-        c.events_out_of_order += 1;
+        c.add(p, seq, out_of_order, 1);
         return Judgement::OutOfOrder;
     }
     let bit = 1u64 << back;
     if t.seen & bit != 0 {
-        c.events_duplicated += 1;
+        c.add(p, seq, duplicated, 1);
         return Judgement::Duplicate;
     }
     t.seen |= bit;
-    c.events_out_of_order += 1;
+    c.add(p, seq, out_of_order, 1);
     if t.counted_missing & bit != 0 {
         // Counted missing when the gap was seen; it came after all, just late.
         t.counted_missing &= !bit;
-        c.events_missing -= 1;
+        c.take_back(p, seq, missing);
     }
     Judgement::OutOfOrder
 }
 
-/// Counts the admitted events in `t.cursor..to` as owed and missing.
-fn count_missing(t: &mut Tracker, p: usize, to: u64, facts: &impl PublisherFacts, c: &mut Counters) {
+/// Counts the admitted events in `t.cursor..to` as owed and missing, each in its stage.
+fn count_missing(t: &mut Tracker, p: usize, to: u64, facts: &impl PublisherFacts, c: &mut impl EventCounts) {
     if to <= t.cursor {
         return;
     }
-    let missing = facts.admitted(p, t.cursor, to);
-    if missing == 0 {
+    let mut any = false;
+    let mut from = t.cursor;
+    while from < to {
+        let until = to.min(c.next_stage_at(p, from));
+        let n = facts.admitted(p, from, until);
+        if n > 0 {
+            c.add(p, from, missing, n);
+            c.add(p, from, expected, n);
+            any = true;
+        }
+        from = until;
+    }
+    if !any {
         return;
     }
-    c.events_missing += missing;
-    c.events_expected += missing;
     // Remember which of them are within the window, so a late arrival can be told apart.
     if t.max_seen != NONE {
         let low = t.cursor.max(t.max_seen.saturating_sub(WINDOW - 1));

@@ -77,6 +77,10 @@ impl InFlight {
                 c.publish_acks += 1;
                 c.events_published += 1;
                 c.server_reported_deliveries += delivered;
+                let stage = ctx.run.schedules[self.p].stage_of(seq);
+                if let Some(stage) = stats.stages.get_mut(stage) {
+                    stage.counters.events_published += 1;
+                }
             }
             None => {
                 stats.counters[slot].publish_errors += 1;
@@ -142,7 +146,7 @@ async fn connect_websocket(ctx: &ShardCtx, p: usize) -> Option<WsStream> {
 
 async fn publish_over_websocket(ctx: &ShardCtx, p: usize) {
     let run = &ctx.run;
-    let schedule = run.schedules[p];
+    let schedule = &run.schedules[p];
     let content = &run.contents[p];
     let Some(mut ws) = connect_websocket(ctx, p).await else { return };
     let mut in_flight = InFlight { p, sent: VecDeque::new() };
@@ -266,7 +270,7 @@ fn split_http_url(url: &str) -> Option<(String, String, bool)> {
 
 async fn publish_over_http(ctx: &ShardCtx, p: usize) {
     let run = &ctx.run;
-    let schedule = run.schedules[p];
+    let schedule = &run.schedules[p];
     let content = &run.contents[p];
     let mut connection = None;
     let session = ctx.run.connector.session();

@@ -15,6 +15,7 @@ use super::connect::WsStream;
 use super::content::read_tag;
 use super::context::{GroupRuntime, ShardCtx};
 use super::oracle::{ConnectionOracle, Judgement, Phase};
+use super::stage_counts::StagedCounts;
 use crate::protocol::client::{subscribe_json, unsubscribe_json};
 use crate::protocol::{ObjectView, ServerMessage, Topic, ViolationKind, close, parse_server_message};
 use crate::results::LatencyMetric;
@@ -30,6 +31,9 @@ pub(super) enum End {
     Stop,
     /// Churn: close and connect again.
     Reconnect,
+    /// The stages took the client away (a ramp-down, the end of a spike): closed with 1000,
+    /// owed nothing from then on.
+    Leave,
     /// The target closed it.
     Cut,
 }
@@ -54,6 +58,8 @@ enum Step {
 /// When a connection's timed actions are due; far in the future when not scheduled.
 struct Deadlines {
     reconnect: Instant,
+    /// The stages take the client away.
+    leave: Instant,
     resubscribe: Instant,
     /// Subscribe again after an unsubscribe.
     resume: Instant,
@@ -67,9 +73,11 @@ impl Deadlines {
     fn next(&self, step: Step) -> Instant {
         match step {
             Step::Closing { .. } => self.close,
-            Step::Active => self.reconnect.min(self.stall).min(self.resubscribe),
-            Step::Unsubscribed => self.reconnect.min(self.stall).min(self.resume),
-            Step::Subscribing { .. } | Step::Unsubscribing { .. } => self.reconnect.min(self.stall),
+            Step::Active => self.reconnect.min(self.leave).min(self.stall).min(self.resubscribe),
+            Step::Unsubscribed => self.reconnect.min(self.leave).min(self.stall).min(self.resume),
+            Step::Subscribing { .. } | Step::Unsubscribing { .. } => {
+                self.reconnect.min(self.leave).min(self.stall)
+            }
         }
     }
 }
@@ -119,7 +127,8 @@ impl<'a> Session<'a> {
         every.map(|(low, high)| Instant::now() + random_between(self.rng, low, high))
     }
 
-    pub(super) async fn run(mut self, ws: &mut WsStream) -> End {
+    /// Runs the connection; the stages end it at `leave_at`, if given.
+    pub(super) async fn run(mut self, ws: &mut WsStream, leave_at: Option<Instant>) -> End {
         let run = &self.ctx.run;
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         let subscribe = self.subscribe_message();
@@ -128,6 +137,7 @@ impl<'a> Session<'a> {
         }
         let mut deadlines = Deadlines {
             reconnect: self.churn_deadline(self.g.plan.churn.reconnect_every).unwrap_or(far),
+            leave: leave_at.unwrap_or(far),
             resubscribe: far,
             resume: far,
             stall: far,
@@ -157,6 +167,8 @@ impl<'a> Session<'a> {
                     if closing {
                         // No close answer in time: what was owed cannot be judged; count it as a cut.
                         break self.cut(None);
+                    } else if now >= deadlines.leave {
+                        deadlines.close = self.begin_close(ws, End::Leave).await;
                     } else if now >= deadlines.reconnect {
                         deadlines.close = self.begin_close(ws, End::Reconnect).await;
                     } else if self.step == Step::Active && now >= deadlines.resubscribe {
@@ -298,11 +310,8 @@ impl<'a> Session<'a> {
                 Step::Unsubscribing { id: expected }
                     if id.as_deref() == Some(expected.to_string().as_str()) =>
                 {
-                    {
-                        let counters = &mut self.ctx.stats.borrow_mut().counters[self.g.index];
-                        self.oracle.on_left(now_us, &self.g.facts, &self.g.publishers, counters);
-                        counters.resubscribes += 1;
-                    }
+                    self.left(now_us);
+                    self.ctx.stats.borrow_mut().counters[self.g.index].resubscribes += 1;
                     self.resubscribed = true;
                     self.step = Step::Unsubscribed;
                 }
@@ -336,6 +345,18 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The leave was answered at `now_us`: the oracle settles what was owed.
+    fn left(&mut self, now_us: u64) {
+        let mut guard = self.ctx.stats.borrow_mut();
+        let stats = &mut *guard;
+        let mut counts = StagedCounts {
+            group: &mut stats.counters[self.g.index],
+            stages: &mut stats.stages,
+            schedules: &self.ctx.run.schedules,
+        };
+        self.oracle.on_left(now_us, &self.g.facts, &self.g.publishers, &mut counts);
+    }
+
     /// `now_us`: when the event was read; `stamp_us`: when it reached the socket, by the kernel.
     fn on_event(
         &mut self,
@@ -367,15 +388,16 @@ impl<'a> Session<'a> {
             );
         }
         let group = self.g.index;
-        let mut stats = self.ctx.stats.borrow_mut();
-        stats.counters[group].events_delivered += 1;
+        let mut guard = self.ctx.stats.borrow_mut();
+        let stats = &mut *guard;
+        let stage = run.schedules[p].stage_of(tag.seq);
         // The kernel's stamp is the truth when there is one; never later than now (the run's
         // clock and the kernel's realtime clock can differ by a slew).
         let arrived_us = stamp_us.map_or(now_us, |stamp| stamp.min(now_us));
         if stamp_us.is_some() {
             stats.histograms.record(LatencyMetric::ReadDelay, now_us - arrived_us);
         }
-        stats.record_fanout(group, arrived_us.saturating_sub(tag.intended_us));
+        stats.record_delivery(group, stage, arrived_us.saturating_sub(tag.intended_us));
         if let Some(slot) =
             self.ctx.completion.borrow_mut().get_mut(p).and_then(|v| v.get_mut(tag.seq as usize))
         {
@@ -383,7 +405,7 @@ impl<'a> Session<'a> {
         }
         let Some(slot) = self.g.slot_of[p] else {
             stats.counters[group].filter_violations += 1;
-            drop(stats);
+            drop(guard);
             self.ctx.sample(
                 "filter_violation",
                 format!("event on topic {topic}, which this client never subscribed to"),
@@ -394,7 +416,7 @@ impl<'a> Session<'a> {
         };
         if !self.g.plan.filters.admits_data(data) {
             stats.counters[group].filter_violations += 1;
-            drop(stats);
+            drop(guard);
             self.ctx.sample(
                 "filter_violation",
                 "event excluded by the subscription's filters",
@@ -403,15 +425,19 @@ impl<'a> Session<'a> {
             );
             return;
         }
-        let judgement =
-            self.oracle.on_event(slot, p, (tag.seq, tag.acked), &self.g.facts, &mut stats.counters[group]);
+        let mut counts = StagedCounts {
+            group: &mut stats.counters[group],
+            stages: &mut stats.stages,
+            schedules: &run.schedules,
+        };
+        let judgement = self.oracle.on_event(slot, p, (tag.seq, tag.acked), &self.g.facts, &mut counts);
         let counts_as_first = matches!(judgement, Judgement::Expected | Judgement::Uncertain)
             && self.oracle.phase() == Phase::Active;
         if let Some(since) = self.awaiting_first_event.filter(|_| counts_as_first) {
             stats.histograms.record(LatencyMetric::FirstEvent, since.elapsed().as_micros() as u64);
             self.awaiting_first_event = None;
         }
-        drop(stats);
+        drop(guard);
         let kind = match judgement {
             Judgement::Duplicate => "duplicate",
             Judgement::OutOfOrder => "out_of_order",
@@ -425,8 +451,7 @@ impl<'a> Session<'a> {
     fn on_close(&mut self, code: Option<u16>) -> End {
         if let Step::Closing { end } = self.step {
             let now_us = self.ctx.run.clock.now_us();
-            let mut stats = self.ctx.stats.borrow_mut();
-            self.oracle.on_left(now_us, &self.g.facts, &self.g.publishers, &mut stats.counters[self.g.index]);
+            self.left(now_us);
             return end;
         }
         self.cut(code)
@@ -437,8 +462,7 @@ impl<'a> Session<'a> {
         if let Step::Closing { end } = self.step {
             // Our close was sent and the server hung up: everything queued before it came first.
             let now_us = self.ctx.run.clock.now_us();
-            let mut stats = self.ctx.stats.borrow_mut();
-            self.oracle.on_left(now_us, &self.g.facts, &self.g.publishers, &mut stats.counters[self.g.index]);
+            self.left(now_us);
             return end;
         }
         self.cut(Some(close::ABNORMAL))

@@ -3,10 +3,12 @@
 //!
 //! - [`model`]: the file as written (serde, unknown keys refused, typed values);
 //! - [`plan`]: the validated plan and its defaults (gate conditions are parsed with
-//!   [`crate::report::gates`]).
+//!   [`crate::report::gates`]);
+//! - [`stages`]: load over time — named stages, count and rate curves.
 
 pub mod model;
 pub mod plan;
+pub mod stages;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -138,6 +140,92 @@ mod tests {
         let worker = Overrides { target: Some("wss://127.0.0.1:1/v1/ws".into()), ..overrides };
         let plan = parse(&tls, Path::new("s.toml"), &worker).unwrap();
         assert!(matches!(plan.target, plan::TargetPlan::External { .. }));
+    }
+
+    const STAGED: &str = "name = \"t\"\n\
+        [[stages]]\nname = \"up\"\nduration = \"10s\"\nclients = { c = \"0..100\" }\npublishers = { p = \"10/s\" }\n\
+        [[stages]]\nname = \"spike\"\nduration = \"5s\"\nclients = { c = 400 }\npublishers = { p = \"10/s..50/s\" }\n\
+        [[stages]]\nname = \"down\"\nduration = \"10s\"\nclients = { c = \"100..0\" }\npublishers = { p = \"..0/s\" }\n\
+        [[clients]]\nname = \"c\"\ntopics = [\"alerts\"]\n\
+        [[publishers]]\nname = \"p\"\ntopic = \"alerts\"\n";
+
+    #[test]
+    fn stages_make_a_timeline_of_counts_and_rates() {
+        let plan = parse(STAGED, Path::new("s.toml"), &Overrides::default()).unwrap();
+        let names: Vec<&str> = plan.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["up", "spike", "down"]);
+        assert_eq!(plan.duration, std::time::Duration::from_secs(25));
+        let group = &plan.groups[0];
+        assert_eq!(group.count, 400, "the peak");
+        let s = std::time::Duration::from_secs;
+        // Client 50 ramps in at 5 s, stays through the spike and leaves halfway down.
+        assert_eq!(group.windows(50), [(s(5), Some(s(20)))]);
+        // Spike-only clients are on for the spike.
+        assert_eq!(group.windows(300), [(s(10), Some(s(15)))]);
+        // The publisher: 100 events, a ramp of 150, then down from 50/s to 0 over what is left
+        // of the window (the last 2 s are the drain).
+        let publisher = &plan.publishers[0];
+        assert_eq!(publisher.stop, s(23));
+        let down = 50.0 * 8.0 - 0.5 * 5.0 * 8.0 * 8.0;
+        assert_eq!(publisher.planned_events(), (100.0 + 150.0 + down) as u64);
+        // --duration stretches every stage alike.
+        let longer = Overrides { duration: Some(s(50)), ..Overrides::default() };
+        let plan = parse(STAGED, Path::new("s.toml"), &longer).unwrap();
+        assert_eq!((plan.stages[1].start, plan.stages[1].end), (s(20), s(30)));
+        // A scenario without stages has one, named after it.
+        let plan = parse(MINIMAL, Path::new("s.toml"), &Overrides::default()).unwrap();
+        assert_eq!(plan.stages.len(), 1);
+        assert_eq!((plan.stages[0].name.as_str(), plan.stages[0].end), ("t", s(10)));
+    }
+
+    #[test]
+    fn bad_stages_are_refused_where_they_are_written() {
+        let e = error(&STAGED.replace("duration = \"5s\"", "duration = \"0s\""));
+        assert!(e.starts_with("s.toml:7:1:") && e.contains("stage \"spike\" is empty"), "{e}");
+        let e = error(&STAGED.replace("name = \"spike\"", "name = \"spike\"\nstart = \"8s\""));
+        assert!(e.starts_with("s.toml:9:9:") && e.contains("overlaps stage \"up\""), "{e}");
+        let e = error(&STAGED.replace("name = \"spike\"", "name = \"spike\"\nstart = \"12s\""));
+        assert!(e.contains("leaving a gap"), "{e}");
+        let e = error(&STAGED.replace("\"100..0\"", "\"100..-5\""));
+        assert!(e.starts_with("s.toml:15:17:") && e.contains("cannot be negative"), "{e}");
+        let e = error(&STAGED.replace("clients = { c = 400 }", "clients = { c = -4 }"));
+        assert!(e.starts_with("s.toml:10:17:") && e.contains("cannot be negative"), "{e}");
+        let e = error(&STAGED.replace("clients = { c = 400 }", "clients = { dashboards = 400 }"));
+        assert!(e.starts_with("s.toml:10:13:") && e.contains("names no client group \"dashboards\""), "{e}");
+        let e = error(&STAGED.replace("publishers = { p = \"..0/s\" }", "publishers = { q = \"1/s\" }"));
+        assert!(e.contains("names no publisher \"q\""), "{e}");
+        let e = error(&format!("duration = \"30s\"\n{STAGED}"));
+        assert!(e.starts_with("s.toml:1:12:") && e.contains("not both"), "{e}");
+        let e = error(&STAGED.replace("topics = [\"alerts\"]", "topics = [\"alerts\"]\nramp = \"5s\""));
+        assert!(e.contains("shaped by the stages"), "{e}");
+        let e = error(&format!("{STAGED}[gates]\n\"stages.spiek.latency.fanout.p99\" = \"< 250ms\"\n"));
+        assert!(
+            e.starts_with("s.toml:24:1:")
+                && e.contains("unknown stage \"spiek\"")
+                && e.contains("up, spike, down"),
+            "{e}"
+        );
+        let e = error(&format!("{STAGED}[gates]\n\"stages.spike.latency.fanout.p98\" = \"< 250ms\"\n"));
+        assert!(e.contains("unknown metric"), "{e}");
+        let gate = format!("{STAGED}[gates]\n\"stages.spike.latency.fanout.p99\" = \"< 250ms\"\n");
+        let plan = parse(&gate, Path::new("s.toml"), &Overrides::default()).unwrap();
+        assert_eq!(plan.gates[0].expr(), "stages.spike.latency.fanout.p99 < 250ms");
+        let e = error("name = \"t\"\n[[clients]]\nname = \"c\"\ncount = 3\ntopics = [\"alerts\"]\n");
+        assert!(e.contains("missing `duration`"), "{e}");
+    }
+
+    #[test]
+    fn every_shipped_scenario_loads() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                load(&path, &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+                loaded += 1;
+            }
+        }
+        assert!(loaded >= 10, "{loaded}");
     }
 
     #[test]

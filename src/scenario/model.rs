@@ -22,7 +22,11 @@ pub struct ScenarioFile {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    pub duration: DurationValue,
+    /// The run's length; with `[[stages]]`, the stages say it instead.
+    pub duration: Option<Spanned<DurationValue>>,
+    /// Load that changes over time (`stages.rs`): named stages, one after another.
+    #[serde(default)]
+    pub stages: Vec<Spanned<super::stages::StageSpec>>,
     #[serde(default)]
     pub seed: Option<u64>,
     #[serde(default)]
@@ -92,7 +96,9 @@ pub struct AuthSpec {
 #[serde(deny_unknown_fields)]
 pub struct ClientGroupSpec {
     pub name: String,
-    pub count: Count,
+    /// The group's size; with stages, its size until a stage changes it (optional when a stage
+    /// names the group).
+    pub count: Option<Count>,
     /// Spread the group's connections evenly over this time.
     pub ramp: Option<DurationValue>,
     /// Or: open connections at this rate.
@@ -137,7 +143,9 @@ pub struct ReadSpec {
 pub struct PublisherSpec {
     pub name: Option<String>,
     pub topic: TopicValue,
-    pub rate: RateValue,
+    /// Events per second; with stages, the rate until a stage changes it (optional when a
+    /// stage names the publisher).
+    pub rate: Option<RateValue>,
     #[serde(default)]
     pub via: Via,
     /// Separate publisher connections, each with its own sequence and share of the rate.

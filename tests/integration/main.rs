@@ -16,5 +16,6 @@ mod reports;
 mod runner;
 mod server;
 mod shards;
+mod stages;
 mod stamps;
 mod tls;

@@ -8,6 +8,7 @@ use super::{Credential, PlanError};
 use crate::protocol::client::{ClientMessage, parse_client_message, subscribe_json};
 use crate::protocol::{Filters, Topic};
 use crate::scenario::model::{ClientGroupSpec, RangeValue};
+use crate::scenario::stages::Curve;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Arrival {
@@ -61,12 +62,38 @@ pub struct GroupPlan {
     pub credential: Credential,
     pub token_in_query: bool,
     pub stall: Option<Stall>,
+    /// The group's client count over the run, when stages shape it (then `count` is its peak
+    /// and `arrival` / `start_after` do not apply).
+    pub load: Option<Curve>,
 }
 
 impl GroupPlan {
-    /// When the group's last client has connected.
+    /// When the group has all its clients (with stages: when it first reaches its peak).
     pub fn ready_at(&self) -> Duration {
-        self.start_after + self.arrival.span(self.count)
+        match &self.load {
+            None => self.start_after + self.arrival.span(self.count),
+            Some(load) => {
+                let peak = load.peak();
+                load.pieces()
+                    .iter()
+                    .find(|p| p.from.max(p.to) >= peak)
+                    .map_or(Duration::ZERO, |p| if p.from >= peak { p.start } else { p.end })
+            }
+        }
+    }
+
+    /// When client `i` is on, relative to the run's start: `(join, leave)` windows, in order;
+    /// `None`: until the run ends. Without stages, one window from its arrival on.
+    pub fn windows(&self, i: u64) -> Vec<(Duration, Option<Duration>)> {
+        match &self.load {
+            None => vec![(self.start_after + self.arrival.offset(i, self.count), None)],
+            Some(load) => load.above(i as f64),
+        }
+    }
+
+    /// When client `i` first connects (a client the stages never call comes a year later: never).
+    pub fn first_join(&self, i: u64) -> Duration {
+        self.windows(i).first().map_or(Duration::from_secs(365 * 86_400), |w| w.0)
     }
 }
 
@@ -74,11 +101,35 @@ pub(super) fn group(
     spec: &ClientGroupSpec,
     span: Range<usize>,
     duration: Duration,
+    load: Option<&Curve>,
 ) -> Result<GroupPlan, PlanError> {
     let error = |message: String| PlanError::at(span.clone(), message);
     if spec.name.trim().is_empty() {
         return Err(error("a client group needs a non-empty `name`".into()));
     }
+    let count = match (load, spec.count) {
+        (Some(load), _) => {
+            if spec.ramp.is_some() || spec.arrival_rate.is_some() || spec.start_after.is_some() {
+                return Err(error(format!(
+                    "group {:?} is shaped by the stages: `ramp`, `arrival_rate` and `start_after` do not apply \
+                     (write the ramp as a stage value such as \"0..500\")",
+                    spec.name
+                )));
+            }
+            let peak = load.peak().ceil() as u64;
+            if peak == 0 {
+                return Err(error(format!("group {:?}: the stages never give it a client", spec.name)));
+            }
+            peak
+        }
+        (None, Some(count)) => count.0,
+        (None, None) => {
+            return Err(error(format!(
+                "group {:?} needs a `count` (or a stage that names it in `clients`)",
+                spec.name
+            )));
+        }
+    };
     let arrival = match (spec.ramp, spec.arrival_rate) {
         (Some(_), Some(_)) => {
             return Err(error(format!("group {:?}: give `ramp` or `arrival_rate`, not both", spec.name)));
@@ -132,7 +183,7 @@ pub(super) fn group(
     });
     let plan = GroupPlan {
         name: spec.name.clone(),
-        count: spec.count.0,
+        count,
         arrival,
         start_after: spec.start_after.map_or(Duration::ZERO, |d| d.0),
         topics,
@@ -141,8 +192,9 @@ pub(super) fn group(
         credential,
         token_in_query: spec.token_in_query,
         stall,
+        load: load.cloned(),
     };
-    if plan.ready_at() >= duration {
+    if plan.load.is_none() && plan.ready_at() >= duration {
         return Err(error(format!(
             "group {:?} is still connecting when the run ends ({:?} of {:?}): shorten its ramp or lengthen `duration`",
             spec.name,

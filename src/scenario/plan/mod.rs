@@ -3,7 +3,8 @@
 //!
 //! [`build`] walks the file in order and hands each part to its own module: [`target`] (what the
 //! run talks to, how it authenticates), [`groups`] (client groups), [`publishers`]; the checks
-//! that span parts (group names unique, gates naming known groups) stay here.
+//! that span parts (group and publisher names unique, gates naming known groups and stages, the
+//! timeline of [`crate::scenario::stages`]) stay here.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -16,11 +17,13 @@ pub use groups::{Arrival, Churn, GroupPlan, Stall};
 pub use publishers::PublisherPlan;
 pub use target::read_tokens;
 
-use super::model::ScenarioFile;
 /// Parsed once in the file's model and used as they are.
 pub use super::model::{Credential, Via};
+use super::model::{PublisherSpec, ScenarioFile};
+use super::stages::{StagePlan, Timeline};
 use crate::report::gates::Gate;
 use crate::server::Faults;
+use publishers::Window;
 
 /// A problem in the scenario, at a byte range of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +68,9 @@ pub struct Plan {
     pub description: String,
     /// From the start of the run to the clients' final close.
     pub duration: Duration,
+    /// The run's named stages, in order, covering it from 0 to `duration` (a scenario without
+    /// `[[stages]]` has one, named after it).
+    pub stages: Vec<StagePlan>,
     pub seed: u64,
     pub target: TargetPlan,
     /// How the clients check a TLS target's certificate.
@@ -213,6 +219,56 @@ fn harness_stall(faults: &[toml::Spanned<String>]) -> Result<Option<HarnessStall
     Ok(stall)
 }
 
+/// The name a publisher goes by: its `name`, or its topic's.
+fn publisher_name(spec: &PublisherSpec) -> String {
+    spec.name.clone().unwrap_or_else(|| format!("{}-publisher", spec.topic.0))
+}
+
+/// The run's timeline and length: the `[[stages]]`, or one stage of `duration` named after the
+/// scenario. `--duration` stretches or shrinks every stage alike.
+fn timeline(
+    file: &ScenarioFile,
+    overrides: &Overrides,
+    whole: &Range<usize>,
+) -> Result<(Timeline, Duration), PlanError> {
+    if file.stages.is_empty() {
+        let Some(written) = &file.duration else {
+            return Err(PlanError::at(
+                whole.clone(),
+                "missing `duration`: expected `duration = \"30s\"` or a timeline of [[stages]]",
+            ));
+        };
+        let duration = overrides.duration.unwrap_or(written.get_ref().0);
+        let stage = StagePlan { name: file.name.clone(), start: Duration::ZERO, end: duration };
+        return Ok((Timeline { stages: vec![stage], ..Timeline::default() }, duration));
+    }
+    if let Some(written) = &file.duration {
+        return Err(PlanError::at(
+            written.span(),
+            "give `duration` or [[stages]], not both: the stages say how long the run is",
+        ));
+    }
+    let initial_count = |name: &str| {
+        file.clients
+            .iter()
+            .find(|g| g.get_ref().name == name)
+            .map(|g| g.get_ref().count.map_or(0.0, |c| c.0 as f64))
+    };
+    let initial_rate = |name: &str| {
+        file.publishers
+            .iter()
+            .find(|p| publisher_name(p.get_ref()) == name)
+            .map(|p| p.get_ref().rate.map_or(0.0, |r| r.0))
+    };
+    let mut timeline = Timeline::build(&file.stages, initial_count, initial_rate)
+        .map_err(|(span, message)| PlanError::at(span, message))?;
+    if let Some(duration) = overrides.duration {
+        timeline.scaled_in_time(duration.as_secs_f64() / timeline.end().as_secs_f64());
+    }
+    let end = timeline.end();
+    Ok((timeline, end))
+}
+
 /// Builds the plan from a parsed file. `whole` is the file's full span, for errors that
 /// belong to no single value.
 pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<Plan, PlanError> {
@@ -220,7 +276,7 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
     if file.name.trim().is_empty() {
         return Err(PlanError::at(whole, "`name` must not be empty"));
     }
-    let duration = overrides.duration.unwrap_or(file.duration.0);
+    let (timeline, duration) = timeline(&file, overrides, &whole)?;
     if duration < Duration::from_secs(1) {
         return Err(PlanError::at(whole, "`duration` must be at least 1s"));
     }
@@ -273,7 +329,8 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
     let credentials = target::credentials(&auth, auth_span, overrides, &target)?;
     let mut groups = Vec::with_capacity(file.clients.len());
     for spec in &file.clients {
-        let group = groups::group(spec.get_ref(), spec.span(), duration)?;
+        let load = timeline.counts.get(&spec.get_ref().name);
+        let group = groups::group(spec.get_ref(), spec.span(), duration, load)?;
         if groups.iter().any(|g: &GroupPlan| g.name == group.name) {
             return Err(PlanError::at(spec.span(), format!("two client groups are named {:?}", group.name)));
         }
@@ -292,13 +349,21 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
             + Duration::from_secs(1);
     let mut publishers = Vec::new();
     for spec in &file.publishers {
+        let name = publisher_name(spec.get_ref());
+        if publishers.iter().any(|p: &PublisherPlan| p.name == name) {
+            return Err(PlanError::at(
+                spec.span(),
+                format!("two publishers are named {name:?}: give each a `name`"),
+            ));
+        }
+        let window = Window { settled, duration, drain: harness.drain };
+        let staged = timeline.rates.get(&name);
         publishers.extend(publishers::publisher(
             spec.get_ref(),
             spec.span(),
             publishers.len(),
-            settled,
-            duration,
-            harness.drain,
+            window,
+            staged,
         )?);
     }
     if matches!(&credentials, CredentialSource::Tokens(tokens) if tokens.is_empty()) {
@@ -307,10 +372,12 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
     let mut gates = Vec::new();
     for (metric, condition) in &file.gates {
         let group_names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
-        let gate = Gate::parse(metric.get_ref(), condition.get_ref(), &group_names).map_err(|message| {
-            let span = if message.starts_with("unknown metric") { metric.span() } else { condition.span() };
-            PlanError::at(span, message)
-        })?;
+        let stage_names: Vec<&str> = timeline.stages.iter().map(|s| s.name.as_str()).collect();
+        let gate = Gate::parse_in(metric.get_ref(), condition.get_ref(), &group_names, &stage_names)
+            .map_err(|message| {
+                let span = if message.starts_with("unknown") { metric.span() } else { condition.span() };
+                PlanError::at(span, message)
+            })?;
         gates.push(gate);
     }
     gates.extend(Gate::defaults(&gates));
@@ -319,6 +386,7 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         name: file.name,
         description: file.description,
         duration,
+        stages: timeline.stages,
         seed: overrides.seed.or(file.seed).unwrap_or_else(rand::random),
         target,
         tls,

@@ -8,6 +8,7 @@ use super::{PlanError, Via};
 use crate::protocol::Topic;
 use crate::protocol::topic::{DEVICE_STATUSES, SEVERITIES, SYSTEM_STATUSES};
 use crate::scenario::model::PublisherSpec;
+use crate::scenario::stages::Curve;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublisherPlan {
@@ -15,7 +16,8 @@ pub struct PublisherPlan {
     pub index: u32,
     pub name: String,
     pub topic: Topic,
-    pub rate_per_s: f64,
+    /// Events per second over the publisher's window (constant, or per stage).
+    pub rate: Curve,
     pub via: Via,
     /// The field the mix chooses (`severity` or `status`) and its weighted values.
     pub mix: Vec<(&'static str, u32)>,
@@ -27,20 +29,34 @@ pub struct PublisherPlan {
 }
 
 impl PublisherPlan {
-    /// Events this publisher sends at most (its window × rate).
+    /// Events this publisher sends at most (the area under its rate over its window).
     pub fn planned_events(&self) -> u64 {
-        ((self.stop.saturating_sub(self.start)).as_secs_f64() * self.rate_per_s).ceil() as u64
+        self.rate.area().ceil() as u64
     }
+
+    /// Its highest rate.
+    pub fn peak_rate_per_s(&self) -> f64 {
+        self.rate.peak()
+    }
+}
+
+/// What a publisher's window is made of.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Window {
+    /// When every client group without stages is connected (plus a second).
+    pub settled: Duration,
+    pub duration: Duration,
+    pub drain: Duration,
 }
 
 pub(super) fn publisher(
     spec: &PublisherSpec,
     span: Range<usize>,
     first_index: usize,
-    settled: Duration,
-    duration: Duration,
-    drain: Duration,
+    window: Window,
+    staged: Option<&Curve>,
 ) -> Result<Vec<PublisherPlan>, PlanError> {
+    let Window { settled, duration, drain } = window;
     let topic = spec.topic.0;
     let name = spec.name.clone().unwrap_or_else(|| format!("{topic}-publisher"));
     let error = |message: String| PlanError::at(span.clone(), format!("publisher {name:?}: {message}"));
@@ -87,7 +103,16 @@ pub(super) fn publisher(
         }
     };
     let connections = spec.connections.map_or(1, |c| c.0);
-    let start = spec.start_after.map_or(settled, |d| d.0);
+    if staged.is_some() && spec.start_after.is_some() {
+        return Err(error(
+            "it is shaped by the stages: `start_after` does not apply (give it \"0/s\" in the stages before)"
+                .into(),
+        ));
+    }
+    let start = match staged {
+        Some(_) => Duration::ZERO,
+        None => spec.start_after.map_or(settled, |d| d.0),
+    };
     let stop = duration.saturating_sub(spec.stop_before_end.map_or(drain, |d| d.0));
     if start >= stop {
         return Err(error(format!(
@@ -95,13 +120,20 @@ pub(super) fn publisher(
              lengthen `duration` or set `start_after`"
         )));
     }
-    let rate_per_s = spec.rate.0 / connections as f64;
+    let rate = match (staged, spec.rate) {
+        (Some(curve), _) => curve.clipped(start, stop),
+        (None, Some(rate)) => Curve::constant(start, stop, rate.0),
+        (None, None) => {
+            return Err(error("needs a `rate` (or a stage that names it in `publishers`)".into()));
+        }
+    };
+    let rate = rate.scaled(1.0 / connections as f64);
     Ok((0..connections)
         .map(|i| PublisherPlan {
             index: (first_index as u64 + i) as u32,
             name: if connections == 1 { name.clone() } else { format!("{name}#{i}") },
             topic,
-            rate_per_s,
+            rate: rate.clone(),
             via: spec.via,
             mix: mix.clone(),
             device_ids: spec.device_ids.map_or(100, |c| c.0),
