@@ -60,6 +60,7 @@ fn chart(id: &str, title: &str, y: Axis, series: Vec<Series>) -> Chart {
         y,
         series,
         markers: Vec::new(),
+        boundaries: Vec::new(),
         size: Size::Half,
     }
 }

@@ -83,6 +83,8 @@ pub struct AggregatorConfig {
     pub groups: usize,
     pub planned_clients: u64,
     pub duration_s: f64,
+    /// The timeline: each stage's name and end, in seconds from the run's start.
+    pub stages: Vec<(String, f64)>,
     pub progress: Progress,
     /// The target's metrics, scraped once a second beside the run (`intervals[].server`).
     pub server: Option<ServerSamples>,
@@ -216,6 +218,7 @@ fn close_interval(
         errors,
         connections_opened: c.connections_opened,
         histograms,
+        rss_bytes: crate::util::process::rss_bytes(),
         server: config
             .server
             .as_ref()
@@ -242,6 +245,7 @@ fn close_interval(
         fanout_p99_us: so_far.p99,
         missing,
         errors: totals.intervals.iter().map(|i| i.errors).sum::<u64>() + errors,
+        stage: super::progress::stage_at(&config.stages, interval.t_s),
         detail,
     });
     totals.intervals.push(interval);
@@ -285,6 +289,7 @@ mod tests {
             groups: 1,
             planned_clients: 20,
             duration_s: 2.0,
+            stages: Vec::new(),
             progress: Progress::Off,
             server: None,
             on_interval: None,

@@ -22,6 +22,8 @@ pub struct ProgressLine {
     pub fanout_p99_us: u64,
     pub missing: u64,
     pub errors: u64,
+    /// The stage the second ended in, when the run has more than one.
+    pub stage: Option<String>,
     /// In JSON lines only: what a parent's live endpoint needs of this worker's second.
     pub detail: Option<Box<WorkerSecond>>,
 }
@@ -47,9 +49,10 @@ pub struct WorkerSecond {
 impl ProgressLine {
     pub fn render(&self) -> String {
         format!(
-            "[{:>5.0}s/{:.0}s] clients {}/{}  events/s {}  fanout p99 {}  missing {}  errors {}",
+            "[{:>5.0}s/{:.0}s]{} clients {}/{}  events/s {}  fanout p99 {}  missing {}  errors {}",
             self.t_s,
             self.duration_s,
+            self.stage.as_ref().map_or(String::new(), |stage| format!(" {stage}:")),
             self.clients,
             self.planned_clients,
             human_count(self.events_per_s),
@@ -58,6 +61,16 @@ impl ProgressLine {
             self.errors,
         )
     }
+}
+
+/// The stage that holds the second ending at `t_s` of a timeline given as `(name, end_s)`;
+/// `None` for a run of one stage (its name would say nothing the scenario's does not).
+pub fn stage_at(stages: &[(String, f64)], t_s: f64) -> Option<String> {
+    if stages.len() < 2 {
+        return None;
+    }
+    let middle = t_s - 0.5;
+    stages.iter().find(|(_, end_s)| middle < *end_s).or(stages.last()).map(|(name, _)| name.clone())
 }
 
 /// How progress is shown.
@@ -78,7 +91,7 @@ impl Progress {
                 let json = serde_json::json!({
                     "t_s": line.t_s, "clients": line.clients, "events_per_s": line.events_per_s,
                     "fanout_p99_us": line.fanout_p99_us, "missing": line.missing, "errors": line.errors,
-                    "detail": line.detail,
+                    "stage": line.stage, "detail": line.detail,
                 });
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{json}");
@@ -134,6 +147,7 @@ mod tests {
             fanout_p99_us: 3100,
             missing: 0,
             errors: 2,
+            stage: None,
             detail: None,
         };
         assert_eq!(
@@ -141,5 +155,18 @@ mod tests {
             "[   12s/30s] clients 4980/5000  events/s 1.02M  fanout p99 3.1ms  missing 0  errors 2"
         );
         assert!(!line.render().contains('\x1b'));
+        let staged = ProgressLine { stage: Some("spike".into()), ..line };
+        assert!(staged.render().starts_with("[   12s/30s] spike: clients 4980/5000"), "{}", staged.render());
+    }
+
+    #[test]
+    fn the_stage_of_a_second_is_where_its_middle_falls() {
+        let stages = [("up".to_owned(), 10.0), ("spike".to_owned(), 12.5), ("down".to_owned(), 20.0)];
+        let at = |t| stage_at(&stages, t);
+        assert_eq!(at(10.0).as_deref(), Some("up"));
+        assert_eq!(at(12.0).as_deref(), Some("spike"));
+        assert_eq!(at(13.0).as_deref(), Some("down"), "12–13 s: its middle is the spike's end");
+        assert_eq!(at(25.0).as_deref(), Some("down"), "past the end: the last stage");
+        assert_eq!(stage_at(&stages[..1], 5.0), None, "one stage is named by the scenario");
     }
 }

@@ -90,6 +90,7 @@ pub fn write_md<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
             format_micros(s.max)
         )?;
     }
+    write_stages(w, report)?;
     let h = &report.harness;
     writeln!(
         w,
@@ -117,6 +118,34 @@ pub fn write_md<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
             writeln!(w, "- `{}` ({}, {:.1} s): {}", sample.kind, sample.group, sample.t_s, sample.detail)?;
         }
         writeln!(w, "\n</details>")?;
+    }
+    Ok(())
+}
+
+/// The timeline, one row per stage, when there is more than one.
+fn write_stages<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
+    if report.stages.len() < 2 {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "\n| stage | from | to | published | delivered | missing | fan-out p50 | fan-out p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    )?;
+    for stage in &report.stages {
+        let fanout = stage.latency_us.get("fanout").copied().unwrap_or_default();
+        let micros = |us: u64| if fanout.count == 0 { "-".to_owned() } else { format_micros(us) };
+        writeln!(
+            w,
+            "| {} | {:.1} s | {:.1} s | {} | {} | {} | {} | {} |",
+            stage.name,
+            stage.start_s,
+            stage.end_s,
+            stage.counters.events_published,
+            stage.counters.events_delivered,
+            stage.counters.events_missing,
+            micros(fanout.p50),
+            micros(fanout.p99),
+        )?;
     }
     Ok(())
 }

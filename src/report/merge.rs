@@ -174,6 +174,7 @@ fn merge_intervals(reports: &[RunReport]) -> Result<Vec<Interval>, MergeError> {
                 errors: parts.iter().map(|i| i.errors).sum(),
                 connections_opened: parts.iter().map(|i| i.connections_opened).sum(),
                 histograms: histograms.iter().map(|(k, h)| (k.clone(), encode(h))).collect(),
+                rss_bytes: parts.iter().map(|i| i.rss_bytes).sum(),
                 server: parts.iter().find_map(|i| i.server.clone()),
             })
         })
@@ -212,6 +213,7 @@ fn merge_harness(merged: &mut RunReport, reports: &[RunReport]) {
         h.cpu_s += r.cpu_s;
         h.cpu_percent += r.cpu_percent;
         h.peak_rss_bytes += r.peak_rss_bytes;
+        h.rss_growth_pct = h.rss_growth_pct.max(r.rss_growth_pct);
         h.bytes_received += r.bytes_received;
         h.server_in_process |= r.server_in_process;
         h.overloaded |= r.overloaded;

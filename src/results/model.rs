@@ -131,6 +131,9 @@ pub struct Interval {
     pub connections_opened: u64,
     /// HdrHistogram V2 compressed, base64, of each latency metric recorded in this interval.
     pub histograms: BTreeMap<String, String>,
+    /// The harness process's resident memory at the end of this second.
+    #[serde(default)]
+    pub rss_bytes: u64,
     /// The target's own metrics at the end of this second, when they could be scraped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<crate::results::server_sample::ServerSample>,
@@ -151,6 +154,10 @@ pub struct HarnessReport {
     pub peak_rss_bytes: u64,
     /// Resident memory per client at the peak (excluding the embedded server when it shares the process).
     pub rss_per_client_bytes: u64,
+    /// How much the resident memory grew over the run, in percent: the median of its last
+    /// quarter of seconds against that of its second quarter (the first is the ramp); 0 for a
+    /// run under 8 seconds. A soak gates it.
+    pub rss_growth_pct: f64,
     pub cpu_us_per_event: f64,
     pub cpu_us_per_client: f64,
     pub bytes_received: u64,
@@ -160,6 +167,24 @@ pub struct HarnessReport {
     /// True when the harness was the bottleneck; then `valid` is false.
     pub overloaded: bool,
     pub reasons: Vec<String>,
+}
+
+/// Memory growth over a series of per-second samples, in percent: the median of the last
+/// quarter against the median of the second quarter (the first quarter is the ramp, when
+/// buffers and pools fill). 0 for fewer than 8 samples or an empty early quarter.
+pub fn growth_pct(samples: &[u64]) -> f64 {
+    let n = samples.len();
+    if n < 8 {
+        return 0.0;
+    }
+    let median = |part: &[u64]| {
+        let mut sorted = part.to_vec();
+        sorted.sort_unstable();
+        sorted[sorted.len() / 2] as f64
+    };
+    let early = median(&samples[n / 4..n / 2]);
+    let late = median(&samples[3 * n / 4..]);
+    if early <= 0.0 { 0.0 } else { (late - early) * 100.0 / early }
 }
 
 /// One kept example of a protocol violation or delivery error.
@@ -370,6 +395,17 @@ pub const THROUGHPUT_KEYS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_growth_compares_the_last_quarter_with_the_second() {
+        // A ramp in the first quarter does not count; a steady run grows 0 %.
+        let steady: Vec<u64> = (0..40).map(|i| if i < 10 { 10 * i } else { 100 }).collect();
+        assert_eq!(growth_pct(&steady), 0.0);
+        // A leak of 1 a second from 100: 110..119 against 130..139, medians 115 and 135.
+        let leak: Vec<u64> = (0..40).map(|i| 100 + i).collect();
+        assert!((growth_pct(&leak) - 20.0 / 115.0 * 100.0).abs() < 1e-9, "{}", growth_pct(&leak));
+        assert_eq!(growth_pct(&[5; 7]), 0.0, "too short to say");
+    }
 
     #[test]
     fn counters_add_every_field() {

@@ -69,6 +69,9 @@ pub struct ScrapeReport {
     pub skipped_slow: u64,
     /// The timeout of one scrape, in milliseconds.
     pub timeout_ms: u64,
+    /// How much the target's resident memory grew over the run, in percent (as
+    /// `harness.rss_growth_pct`, from `intervals[].server.rss_bytes`).
+    pub rss_growth_pct: f64,
 }
 
 impl ScrapeReport {
@@ -81,6 +84,7 @@ impl ScrapeReport {
             failed: parts.iter().map(|p| p.failed).sum(),
             skipped_slow: parts.iter().map(|p| p.skipped_slow).sum(),
             timeout_ms: first.timeout_ms,
+            rss_growth_pct: parts.iter().map(|p| p.rss_growth_pct).fold(0.0, f64::max),
         })
     }
 }

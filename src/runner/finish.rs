@@ -10,8 +10,9 @@ use crate::protocol::timestamp::format_rfc3339_millis;
 use crate::report::gates::apply_gates;
 use crate::results::LatencyMetric;
 use crate::results::model::{
-    Counters, Environment, GroupReport, HarnessReport, RunReport, StageReport, TlsReport,
+    Counters, Environment, GroupReport, HarnessReport, RunReport, StageReport, TlsReport, growth_pct,
 };
+use crate::results::server_sample::ScrapeReport;
 use crate::util::duration::format_duration;
 use crate::util::process;
 
@@ -28,7 +29,14 @@ pub struct Usage {
 }
 
 /// Builds the report and judges the gates.
-pub fn report(run: &RunShared, mut totals: Totals, usage: Usage, interrupted: bool) -> RunReport {
+/// `scrapes`: how the target's metrics were scraped, when they were.
+pub fn report(
+    run: &RunShared,
+    mut totals: Totals,
+    usage: Usage,
+    interrupted: bool,
+    scrapes: Option<ScrapeReport>,
+) -> RunReport {
     let plan = &run.plan;
     record_completion(run, &mut totals);
     let counters = totals.counters_total();
@@ -122,6 +130,13 @@ pub fn report(run: &RunShared, mut totals: Totals, usage: Usage, interrupted: bo
         .collect();
     report.samples = std::mem::take(&mut totals.samples);
     report.intervals = std::mem::take(&mut totals.intervals);
+    let rss: Vec<u64> = report.intervals.iter().map(|i| i.rss_bytes).collect();
+    report.harness.rss_growth_pct = growth_pct(&rss);
+    report.server_metrics = scrapes.map(|scrapes| {
+        let rss: Vec<u64> =
+            report.intervals.iter().filter_map(|i| i.server.as_ref()).map(|s| s.rss_bytes).collect();
+        ScrapeReport { rss_growth_pct: growth_pct(&rss), ..scrapes }
+    });
     report.environment = environment();
     report.scenario_source = plan.source.clone();
     apply_gates(&mut report, &plan.gates);
@@ -209,6 +224,8 @@ fn harness_report(run: &RunShared, totals: &Totals, usage: Usage, delivered: u64
         },
         peak_rss_bytes: peak_rss,
         rss_per_client_bytes: peak_rss / clients,
+        // Set from the intervals once they are in the report.
+        rss_growth_pct: 0.0,
         cpu_us_per_event: if delivered == 0 { 0.0 } else { cpu_us / delivered as f64 },
         cpu_us_per_client: cpu_us / clients as f64,
         bytes_received: totals.bytes_received,

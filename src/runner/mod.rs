@@ -215,9 +215,7 @@ async fn run_against(
     let scraped = scraper.clone();
     let run = Arc::new(shared_state(plan, &options, connector, http_url)?);
     let (totals, usage, interrupted) = drive(&run, &options, embedded, scraper).await?;
-    let mut report = finish::report(&run, totals, usage, interrupted);
-    report.server_metrics = scraped.map(|s| s.report());
-    Ok(report)
+    Ok(finish::report(&run, totals, usage, interrupted, scraped.map(|s| s.report())))
 }
 
 /// Checks this process's sockets, then opens one connection the way every client will: a
@@ -326,6 +324,7 @@ async fn drive(
         groups: run.plan.groups.len(),
         planned_clients: run.plan.planned_clients(),
         duration_s: run.plan.duration.as_secs_f64(),
+        stages: run.plan.stages.iter().map(|s| (s.name.clone(), s.end.as_secs_f64())).collect(),
         progress: if options.progress_json {
             Progress::JsonLines
         } else if options.quiet {

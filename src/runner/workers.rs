@@ -284,6 +284,7 @@ async fn forward_progress(
             fanout_p99_us: number("fanout_p99_us"),
             missing: number("missing"),
             errors: number("errors"),
+            stage: json.get("stage").and_then(serde_json::Value::as_str).map(str::to_owned),
             detail: json.get("detail").and_then(|d| serde_json::from_value(d.clone()).ok()),
             ..ProgressLine::default()
         };
@@ -304,6 +305,7 @@ fn combine(parts: &[ProgressLine], planned: u64, duration_s: f64) -> ProgressLin
         fanout_p99_us: parts.iter().map(|p| p.fanout_p99_us).max().unwrap_or(0),
         missing: parts.iter().map(|p| p.missing).sum(),
         errors: parts.iter().map(|p| p.errors).sum(),
+        stage: parts.iter().find_map(|p| p.stage.clone()),
         detail: None,
     }
 }

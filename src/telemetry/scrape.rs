@@ -142,6 +142,8 @@ impl Scraper {
             failed: self.counts.failed.load(Relaxed),
             skipped_slow: self.counts.skipped_slow.load(Relaxed),
             timeout_ms: SCRAPE_TIMEOUT.as_millis() as u64,
+            // Known once the run's intervals are.
+            rss_growth_pct: 0.0,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::metrics::histogram::{Latency, decode};
 use crate::report::gates::Gate;
-use crate::report::svg::{ALERT, Axis, AxisKind, Chart, Marker, PALETTE, Series, Size, Unit};
+use crate::report::svg::{ALERT, Axis, AxisKind, Boundary, Chart, Marker, PALETTE, Series, Size, Unit};
 use crate::results::model::{Interval, RunReport};
 use crate::results::server_sample::ServerSample;
 
@@ -25,6 +25,7 @@ pub fn fanout_percentiles(report: &RunReport) -> Chart {
         y: Axis { label: "latency".into(), kind: AxisKind::Linear, unit: Unit::Micros },
         series,
         markers,
+        boundaries: Vec::new(),
         size: Size::Wide,
     }
 }
@@ -47,6 +48,7 @@ pub fn setup_percentiles(report: &RunReport) -> Chart {
         y: Axis { label: "latency (log scale)".into(), kind: AxisKind::Log, unit: Unit::Micros },
         series,
         markers: Vec::new(),
+        boundaries: Vec::new(),
         size: Size::Wide,
     }
 }
@@ -106,6 +108,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
                 line("connections opened/s", PALETTE[4], true, rate(intervals, |i| i.connections_opened)),
             ],
             markers: Vec::new(),
+            boundaries: Vec::new(),
             size: Size::Half,
         },
         Chart {
@@ -115,6 +118,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
             y: count("events/s"),
             series: vec![line("delivered/s", PALETTE[2], false, rate(intervals, |i| i.events_delivered))],
             markers: Vec::new(),
+            boundaries: Vec::new(),
             size: Size::Half,
         },
         Chart {
@@ -124,6 +128,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
             y: count("events/s"),
             series: vec![line("published/s", PALETTE[1], false, rate(intervals, |i| i.events_published))],
             markers: Vec::new(),
+            boundaries: Vec::new(),
             size: Size::Half,
         },
         Chart {
@@ -133,6 +138,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
             y: latency.clone(),
             series: fanout_series,
             markers: fanout_markers,
+            boundaries: Vec::new(),
             size: Size::Half,
         },
         Chart {
@@ -142,6 +148,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
             y: count("errors/s"),
             series: vec![line("errors/s", ALERT, false, rate(intervals, |i| i.errors))],
             markers: Vec::new(),
+            boundaries: Vec::new(),
             size: Size::Half,
         },
         Chart {
@@ -156,6 +163,7 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
                 per_second(intervals, |i| interval_quantile(i, "loop_lag", 0.99)),
             )],
             markers: Vec::new(),
+            boundaries: Vec::new(),
             size: Size::Half,
         },
     ];
@@ -164,7 +172,19 @@ pub fn time_series(report: &RunReport) -> Vec<Chart> {
             intervals.iter().map(|i| (i.t_s, i.server.as_ref())).collect();
         charts.extend(server_charts(&samples, "ts-"));
     }
+    let boundaries = stage_boundaries(report);
+    for chart in &mut charts {
+        chart.boundaries.clone_from(&boundaries);
+    }
     charts
+}
+
+/// Where each stage begins, for the per-second charts (none for a run of one stage).
+pub fn stage_boundaries(report: &RunReport) -> Vec<Boundary> {
+    if report.stages.len() < 2 {
+        return Vec::new();
+    }
+    report.stages.iter().map(|s| Boundary { label: s.name.clone(), x: s.start_s }).collect()
 }
 
 /// The target's own figures per second, from the samples a run scraped (`intervals[].server`):
@@ -185,6 +205,7 @@ pub fn server_charts(samples: &[(f64, Option<&ServerSample>)], id_prefix: &str) 
         y: Axis { label: unit.into(), kind: AxisKind::Linear, unit: Unit::Count },
         series,
         markers: Vec::new(),
+        boundaries: Vec::new(),
         size: Size::Half,
     };
     let gauge = |value: &dyn Fn(&ServerSample) -> f64| -> Vec<Option<(f64, f64)>> {

@@ -36,6 +36,7 @@ pub fn write_html<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
     sections::header(&mut page, report);
     sections::summary(&mut page, report);
     sections::fanout(&mut page, report);
+    sections::stages(&mut page, report);
     sections::timeline(&mut page, report);
     sections::delivery(&mut page, report);
     sections::setup(&mut page, report);

@@ -194,6 +194,42 @@ pub fn timeline(page: &mut String, report: &RunReport) {
     page.push_str("</div></section>\n");
 }
 
+/// The timeline's stages, one row each, when there is more than one (the per-second charts
+/// mark where each begins).
+pub fn stages(page: &mut String, report: &RunReport) {
+    if report.stages.len() < 2 {
+        return;
+    }
+    page.push_str(concat!(
+        r#"<section id="stages"><h2>Stages</h2><div class="scroll"><table><tr><th>stage</th>"#,
+        r#"<th class="n">from</th><th class="n">to</th><th class="n">published</th>"#,
+        r#"<th class="n">delivered</th><th class="n">delivered/s</th><th class="n">missing</th>"#,
+        r#"<th class="n">fan-out p50</th><th class="n">fan-out p99</th></tr>"#
+    ));
+    for stage in &report.stages {
+        let c = &stage.counters;
+        let fanout = stage.latency_us.get("fanout").copied().unwrap_or_default();
+        let length = (stage.end_s - stage.start_s).max(f64::EPSILON);
+        let _ = write!(
+            page,
+            r#"<tr><td>{}</td><td class="n">{:.1} s</td><td class="n">{:.1} s</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+            escape(&stage.name),
+            stage.start_s,
+            stage.end_s,
+            int(c.events_published),
+            int(c.events_delivered),
+            format_count(c.events_delivered as f64 / length),
+            int(c.events_missing),
+            latency_text(fanout.count, fanout.p50),
+            latency_text(fanout.count, fanout.p99),
+        );
+    }
+    page.push_str(concat!(
+        "</table></div><p class=\"muted\">Each event counts in the stage of its intended publish time, ",
+        "wherever it was delivered.</p></section>\n"
+    ));
+}
+
 pub fn delivery(page: &mut String, report: &RunReport) {
     let c = &report.counters;
     page.push_str(r#"<section id="delivery"><h2>Delivery</h2>"#);

@@ -55,6 +55,13 @@ pub struct Marker {
     pub color: &'static str,
 }
 
+/// A vertical line where something begins (a stage of the run), named at the top.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Boundary {
+    pub label: String,
+    pub x: f64,
+}
+
 /// A chart: what it shows and its data; [`Chart::render`] turns it into one `<svg>` element.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chart {
@@ -65,6 +72,8 @@ pub struct Chart {
     pub y: Axis,
     pub series: Vec<Series>,
     pub markers: Vec<Marker>,
+    /// Vertical lines: where each stage of the run begins.
+    pub boundaries: Vec<Boundary>,
     pub size: Size,
 }
 
@@ -73,7 +82,7 @@ impl Chart {
     /// plot area is `<rect class="plot-area">`; a chart without data says so in its middle.
     pub fn render(&self) -> String {
         let points = || self.series.iter().flat_map(|s| s.points.iter().flatten());
-        let x = Scale::fit(&self.x, points().map(|p| p.0));
+        let x = Scale::fit(&self.x, points().map(|p| p.0).chain(self.boundaries.iter().map(|b| b.x)));
         let y = Scale::fit(&self.y, points().map(|p| p.1).chain(self.markers.iter().map(|m| m.y)));
         let drawn: Vec<&Series> =
             self.series.iter().filter(|s| s.points.iter().any(Option::is_some)).collect();
@@ -107,6 +116,9 @@ impl Chart {
         }
         for marker in &self.markers {
             render_marker(&mut svg, &plot, marker, &self.y);
+        }
+        for boundary in &self.boundaries {
+            render_boundary(&mut svg, &plot, boundary);
         }
         for series in &drawn {
             self.render_series(&mut svg, &plot, series);
@@ -269,6 +281,20 @@ fn render_marker(svg: &mut String, plot: &Plot, marker: &Marker, y_axis: &Axis) 
     );
 }
 
+fn render_boundary(svg: &mut String, plot: &Plot, boundary: &Boundary) {
+    let px = plot.px(boundary.x);
+    let label = escape(&boundary.label);
+    let _ = write!(
+        svg,
+        r##"<g class="boundary"><line x1="{px:.1}" x2="{px:.1}" y1="{:.1}" y2="{:.1}" stroke="#9ca3af" stroke-width="1" stroke-dasharray="4 3"><title>{label} from {}</title></line><text x="{:.1}" y="{:.1}" fill="#6b7280" font-size="10">{label}</text></g>"##,
+        plot.top,
+        plot.top + plot.plot_height(),
+        escape(&format_value(Unit::Seconds, boundary.x)),
+        px + 3.0,
+        plot.top + 11.0,
+    );
+}
+
 /// A legend entry: label, colour, dash pattern.
 type LegendItem<'a> = (&'a str, &'static str, &'static str);
 
@@ -348,6 +374,7 @@ mod tests {
             y: Axis { label: "events/s".into(), kind: AxisKind::Linear, unit: Unit::Count },
             series,
             markers: vec![],
+            boundaries: Vec::new(),
             size: Size::Half,
         }
     }

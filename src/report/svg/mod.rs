@@ -9,7 +9,7 @@ mod axis;
 mod chart;
 
 pub use axis::{Axis, AxisKind, Unit};
-pub use chart::{Chart, Marker, Series, Size};
+pub use chart::{Boundary, Chart, Marker, Series, Size};
 
 /// Colours that stay apart for colour-blind readers (Okabe–Ito), in the order series use them.
 pub const PALETTE: [&str; 6] = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9"];
