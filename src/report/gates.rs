@@ -94,6 +94,7 @@ impl Gate {
         let mut template = RunReport::empty("");
         template.groups = groups.iter().map(|name| GroupReport::template(name)).collect();
         template.stages = stages.iter().map(|name| StageReport::template(name)).collect();
+        template.server_metrics = Some(Default::default());
         let template = serde_json::to_value(template).unwrap_or(Value::Null);
         if !lookup(&template, &path).is_some_and(Value::is_number) {
             return Err(format!(
