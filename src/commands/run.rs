@@ -40,6 +40,8 @@ pub async fn execute(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<Outcom
         sharded: args.shard.is_some(),
         no_target_metrics: args.no_target_metrics,
         target_metrics_urls: args.target_metrics_url.clone(),
+        faults: args.faults.clone(),
+        find_capacity: args.find_capacity,
     };
     let plan = scenario::load(&args.scenario, &overrides)?;
     let workers = match args.shard {

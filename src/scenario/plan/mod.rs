@@ -57,6 +57,10 @@ pub struct Overrides {
     pub no_target_metrics: bool,
     /// `--target-metrics-url` (a parent to its first worker process): scrape these instead.
     pub target_metrics_urls: Vec<String>,
+    /// `--fault SPEC`: faults for the bundled server, added to the file's `[target] faults`.
+    pub faults: Vec<String>,
+    /// `--find-capacity`: the run is the file's `[capacity]` search (which it must have).
+    pub find_capacity: bool,
 }
 
 #[derive(Debug, Clone)]
