@@ -283,6 +283,9 @@ pub struct RunReport {
     /// How the target's own metrics were scraped (`intervals[].server`); absent when they were not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_metrics: Option<crate::results::server_sample::ScrapeReport>,
+    /// A capacity search's result and steps; absent for any other run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::results::capacity::CapacityReport>,
 }
 
 impl RunReport {
@@ -321,6 +324,7 @@ impl RunReport {
             tls: TlsReport::default(),
             scenario_source: String::new(),
             server_metrics: None,
+            capacity: None,
         }
     }
 }

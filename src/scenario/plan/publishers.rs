@@ -33,6 +33,11 @@ impl PublisherPlan {
     }
 }
 
+/// The publisher's name as written, or its default (`alerts-publisher`).
+pub(super) fn name_of(spec: &PublisherSpec) -> String {
+    spec.name.clone().unwrap_or_else(|| format!("{}-publisher", spec.topic.0))
+}
+
 pub(super) fn publisher(
     spec: &PublisherSpec,
     span: Range<usize>,
@@ -42,7 +47,7 @@ pub(super) fn publisher(
     drain: Duration,
 ) -> Result<Vec<PublisherPlan>, PlanError> {
     let topic = spec.topic.0;
-    let name = spec.name.clone().unwrap_or_else(|| format!("{topic}-publisher"));
+    let name = name_of(spec);
     let error = |message: String| PlanError::at(span.clone(), format!("publisher {name:?}: {message}"));
     let (field, values, given) = match topic {
         Topic::Alerts => {
