@@ -254,3 +254,153 @@ impl CapacityPlan {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Overrides, parse};
+    use std::path::Path;
+
+    const BASE: &str = "name = \"c\"\n[[clients]]\nname = \"subs\"\ncount = 200\ntopics = [\"alerts\"]\n\
+                        [[clients]]\nname = \"late\"\ncount = 50\narrival_rate = \"100/s\"\ntopics = [\"alerts\"]\n\
+                        [[publishers]]\nname = \"alerts\"\ntopic = \"alerts\"\nrate = \"1/s\"\nconnections = 2\n\
+                        [gates]\n\"latency.fanout.p99\" = \"< 100ms\"\n";
+
+    fn plan(table: &str) -> Result<Plan, String> {
+        parse(&format!("{BASE}[capacity]\n{table}"), Path::new("c.toml"), &Overrides::default())
+            .map_err(|e| e.to_string())
+    }
+
+    const RATE: &str = "vary = \"publishers.alerts.rate\"\nfrom = 10\nto = \"1000/s\"\nstep_duration = \"3s\"\nwarmup = \"1s\"\n";
+
+    #[test]
+    fn a_rate_search_plans_its_first_step_and_each_step_after() {
+        let plan = plan(RATE).unwrap();
+        let capacity = plan.capacity.clone().unwrap();
+        assert_eq!(
+            (capacity.from, capacity.to, capacity.growth, capacity.resolution),
+            (10.0, 1000.0, 2.0, 0.05)
+        );
+        assert_eq!(capacity.vary.unit(), "events/s");
+        // The late group is ready at 0.49 s: the load starts 1 s later, 1 s of warm-up, 3 s measured, 2 s drain.
+        let ready = Duration::from_millis(490) + Duration::from_secs(1);
+        assert_eq!(plan.judged_from, ready + Duration::from_secs(1));
+        assert_eq!(plan.duration, ready + Duration::from_secs(1 + 3 + 2));
+        let step = capacity.step(&plan, 300.0);
+        assert_eq!(step.publishers.len(), 2);
+        assert!(
+            step.publishers.iter().all(|p| p.rate_per_s == 150.0
+                && p.start == ready
+                && p.stop == ready + Duration::from_secs(4))
+        );
+        assert!(step.capacity.is_none() && plan.capacity.is_some());
+        assert_eq!(capacity.window(&step), (ready + Duration::from_secs(1), ready + Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn counts_and_arrival_rates_move_the_steps_timeline() {
+        let count =
+            plan("vary = \"clients.late.count\"\nfrom = 100\nto = 1000\nstep_duration = \"2s\"\n").unwrap();
+        let capacity = count.capacity.clone().unwrap();
+        let step = capacity.step(&count, 400.0);
+        assert_eq!(step.groups[1].count, 400);
+        // 400 clients at 100/s: the last connects at 3.99 s; the load starts a second after.
+        assert_eq!(step.publishers[0].start, Duration::from_millis(4_990));
+        let arrival =
+            plan("vary = \"clients.late.arrival_rate\"\nfrom = 50\nto = 800\nstep_duration = \"2s\"\n")
+                .unwrap();
+        let capacity = arrival.capacity.clone().unwrap();
+        assert_eq!(capacity.vary.unit(), "connections/s");
+        assert_eq!(capacity.step(&arrival, 200.0).groups[1].arrival, Arrival::Rate(200.0));
+    }
+
+    #[test]
+    fn capacity_gates_are_the_searchs_and_steps_leave_them_out() {
+        let text = format!("{RATE}");
+        let with_gate = format!(
+            "{}[capacity]\n{text}",
+            BASE.replace(
+                "[gates]\n",
+                "[gates]\n\"capacity.highest_passing_deliveries_per_s\" = \">= 100000\"\n"
+            )
+        );
+        let plan = parse(&with_gate, Path::new("c.toml"), &Overrides::default()).unwrap();
+        assert!(plan.gates.iter().any(|g| g.is_capacity()));
+        let step = plan.capacity.as_ref().unwrap().step(&plan, 20.0);
+        assert!(!step.gates.iter().any(|g| g.is_capacity()));
+        assert!(step.gates.iter().any(|g| g.metric == "latency.fanout.p99"));
+        let without = parse(
+            &BASE
+                .replace("[gates]\n", "duration = \"5s\"\n[gates]\n\"capacity.highest_passing\" = \">= 1\"\n")
+                .replacen("name = \"c\"\n", "name = \"c\"\nduration = \"5s\"\n", 1),
+            Path::new("c.toml"),
+            &Overrides::default(),
+        );
+        assert!(without.is_err());
+    }
+
+    #[test]
+    fn bad_tables_are_refused_at_their_position() {
+        let line_of = |table: &str| -> (String, String) {
+            let e = plan(table).unwrap_err();
+            let position = e.split(": ").next().unwrap_or_default().to_owned();
+            (position, e)
+        };
+        let (at, e) = line_of("vary = \"publishers.nope.rate\"\nfrom = 1\nto = 2\nstep_duration = \"2s\"\n");
+        assert!(at == "c.toml:19:8" && e.contains("publishers: alerts; groups: subs, late"), "{e}");
+        let (_, e) = line_of("vary = \"clients.subs.rate\"\nfrom = 1\nto = 2\nstep_duration = \"2s\"\n");
+        assert!(e.contains("expected publishers.<name>.rate"), "{e}");
+        let (at, e) = line_of("vary = \"clients.late.count\"\nfrom = 10\nto = 5\nstep_duration = \"2s\"\n");
+        assert!(at == "c.toml:21:6" && e.contains("must be above from"), "{e}");
+        let (_, e) = line_of("vary = \"clients.late.count\"\nfrom = 1.5\nto = 5\nstep_duration = \"2s\"\n");
+        assert!(e.contains("a count is whole"), "{e}");
+        let (_, e) = line_of(&format!("{RATE}growth = 1\n"));
+        assert!(e.contains("growth = 1: expected a factor above 1"), "{e}");
+        let (_, e) = line_of(&format!("{RATE}resolution = \"150%\"\n"));
+        assert!(e.contains("expected a fraction between 0 and 1"), "{e}");
+        let (_, e) = line_of(&RATE.replace("3s", "500ms"));
+        assert!(e.contains("step_duration must be at least 1s"), "{e}");
+        let (_, e) = line_of(&format!("{RATE}resolution = \"0.01%\"\ngrowth = 1.01\n"));
+        assert!(e.contains("could take") && e.contains("steps"), "{e}");
+        let (_, e) = line_of(&RATE.replace("from = 10", "from = -1"));
+        assert!(e.contains("expected a positive load"), "{e}");
+        let (_, e) = line_of(&format!("{RATE}colour = 1\n"));
+        assert!(e.contains("unknown field `colour`"), "{e}");
+        let ramped = BASE.replace("arrival_rate = \"100/s\"", "ramp = \"1s\"");
+        let e = parse(
+            &format!("{ramped}[capacity]\nvary = \"clients.late.arrival_rate\"\nfrom = 1\nto = 2\nstep_duration = \"2s\"\n"),
+            Path::new("c.toml"),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("arrives by `ramp`"), "{e}");
+    }
+
+    #[test]
+    fn a_search_has_no_duration_and_the_flag_needs_a_table() {
+        let e = parse(
+            &format!("duration = \"5s\"\n{BASE}[capacity]\n{RATE}"),
+            Path::new("c.toml"),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`duration` does not apply with a [capacity] table"), "{e}");
+        let e = parse(BASE, Path::new("c.toml"), &Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("missing field `duration`"), "{e}");
+        let flag =
+            Overrides { find_capacity: true, duration: Some(Duration::from_secs(5)), ..Overrides::default() };
+        let e = parse(BASE, Path::new("c.toml"), &flag).unwrap_err().to_string();
+        assert!(e.contains("--find-capacity needs a [capacity] table"), "{e}");
+        let e =
+            parse(&format!("{BASE}[capacity]\n{RATE}"), Path::new("c.toml"), &flag).unwrap_err().to_string();
+        assert!(e.contains("--duration does not apply to a capacity search"), "{e}");
+    }
+
+    #[test]
+    fn the_worst_case_bounds_a_search() {
+        assert_eq!(worst_case_steps(100.0, 100_000.0, 2.0, 0.05), 11 + 5);
+        assert!(worst_case_steps(1.0, 1e9, 1.01, 0.001) > PLANNED_STEPS_LIMIT);
+    }
+}
