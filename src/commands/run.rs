@@ -162,7 +162,7 @@ async fn find_capacity(args: &RunArgs, plan: scenario::Plan, shutdown: Shutdown)
         ..RunOptions::default()
     };
     let unit = capacity.vary.unit();
-    let mut on_step = |step: &crate::results::capacity::CapacityStep, report: Option<&RunReport>| {
+    let mut on_step = |step: &crate::results::model::CapacityStep, report: Option<&RunReport>| {
         let fanout = step.latency_us.get("fanout").copied().unwrap_or_default();
         let verdict = if !step.valid {
             format!("NOT TRUSTWORTHY: {}", step.reasons.join("; "))

@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::results::capacity::CapacityReport;
+use crate::results::model::CapacityReport;
 use crate::results::model::{GateResult, GroupReport, RunReport};
 use crate::util::duration::{format_micros, parse_duration};
 

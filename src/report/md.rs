@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use super::numbers::{format_count, trim_number};
 use super::summary;
-use crate::results::capacity::CapacityReport;
+use crate::results::model::CapacityReport;
 use crate::results::model::RunReport;
 use crate::util::duration::format_micros;
 

@@ -4,8 +4,8 @@
 //! module only says what the numbers are.
 
 use super::numbers::{format_int, trim_number};
-use crate::results::capacity::{CapacityReport, LimitedBy};
 use crate::results::model::Counters;
+use crate::results::model::{CapacityReport, LimitedBy};
 
 /// "N published, N expected, N delivered, N missing, …": everything the delivery oracle counted.
 pub fn delivery(c: &Counters) -> String {

@@ -11,7 +11,7 @@
 //! but the reports.
 
 use super::{Row, Runs, Unit, Verdict, Worse};
-use crate::results::capacity::CapacityReport;
+use crate::results::model::CapacityReport;
 use crate::results::model::RunReport;
 
 /// The figures judged, with how each reads from a search.
@@ -68,7 +68,7 @@ pub(super) fn step_figure() -> Verdict {
 mod tests {
     use super::super::{Bound, Conclusion, Options, compare};
     use super::*;
-    use crate::results::capacity::CapacityReport;
+    use crate::results::model::CapacityReport;
 
     fn search(highest: f64, first_failing: Option<f64>) -> RunReport {
         let mut report = RunReport::empty("capacity");

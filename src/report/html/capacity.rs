@@ -14,8 +14,8 @@ use crate::report::markup::escape;
 use crate::report::numbers::{format_count, format_int, format_latency, trim_number};
 use crate::report::summary;
 use crate::report::svg::{ALERT, Axis, AxisKind, Chart, Marker, PALETTE, Series, Size, Unit};
-use crate::results::capacity::{CapacityReport, CapacityStep};
 use crate::results::model::RunReport;
+use crate::results::model::{CapacityReport, CapacityStep};
 
 /// The ids of the knee charts, in page order.
 pub const KNEE_CHARTS: [&str; 2] = ["capacity-latency", "capacity-deliveries"];

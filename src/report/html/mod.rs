@@ -160,8 +160,8 @@ mod tests {
 
     #[test]
     fn a_capacity_search_draws_its_knee_and_names_its_capacity() {
-        use crate::results::capacity::{CapacityReport, CapacityStep};
         use crate::results::model::LatencySummary;
+        use crate::results::model::{CapacityReport, CapacityStep};
         let mut report = sample_report();
         let mut capacity = CapacityReport::template();
         capacity.unit = "events/s".into();

@@ -17,8 +17,8 @@ pub mod step;
 
 use crate::protocol::timestamp::now_rfc3339;
 use crate::report::gates::apply_gates;
-use crate::results::capacity::{CapacityReport, CapacityStep, LimitedBy};
 use crate::results::model::RunReport;
+use crate::results::model::{CapacityReport, CapacityStep, LimitedBy};
 use crate::scenario::Plan;
 use crate::scenario::plan::CapacityPlan;
 

@@ -6,7 +6,7 @@
 //! It owns no runs and no time: [`Search::next`] proposes a load, [`Search::record`] takes its
 //! verdict. It must not run, measure or judge anything (`runner::capacity` does).
 
-use crate::results::capacity::LimitedBy;
+use crate::results::model::LimitedBy;
 
 /// No search runs more steps than this, whatever its range (the plan's checks keep real
 /// searches well below it: `CapacityPlan` refuses a range, growth and resolution that could

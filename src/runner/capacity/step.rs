@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::search::{Phase, Verdict};
-use crate::results::capacity::CapacityStep;
+use crate::results::model::CapacityStep;
 use crate::results::model::{Interval, RunReport};
 use crate::scenario::Plan;
 use crate::scenario::plan::{CapacityPlan, Vary};
