@@ -14,8 +14,11 @@ use super::{Row, Runs, Unit, Verdict, Worse};
 use crate::results::model::CapacityReport;
 use crate::results::model::RunReport;
 
+/// How a figure reads from a search.
+type Read = fn(&CapacityReport) -> Option<f64>;
+
 /// The figures judged, with how each reads from a search.
-const FIGURES: &[(&str, Unit, fn(&CapacityReport) -> Option<f64>)] = &[
+const FIGURES: &[(&str, Unit, Read)] = &[
     ("highest_passing", Unit::Count, |c| c.highest_passing),
     ("highest_passing_deliveries_per_s", Unit::PerSecond, |c| c.highest_passing_deliveries_per_s),
 ];
@@ -49,7 +52,7 @@ impl Runs<'_> {
 }
 
 /// A search's standard error of a figure: the width of its bracket, in the figure's unit, / √12.
-fn bracket_error(c: &CapacityReport, read: fn(&CapacityReport) -> Option<f64>) -> Option<f64> {
+fn bracket_error(c: &CapacityReport, read: Read) -> Option<f64> {
     let low = c.highest_passing.filter(|l| *l > 0.0)?;
     let value = read(c)?;
     let relative_width = match c.first_failing {
@@ -96,7 +99,8 @@ mod tests {
         let dropped = capacity_row(&baseline, &search(700.0, Some(735.0)));
         assert_eq!(dropped.verdict, Verdict::Regressed, "{dropped:?}");
         assert!(
-            compare(&[baseline.clone()], &search(700.0, Some(735.0)), Options::default()).conclusion()
+            compare(std::slice::from_ref(&baseline), &search(700.0, Some(735.0)), Options::default())
+                .conclusion()
                 == Conclusion::Regressed
         );
         assert_eq!(capacity_row(&baseline, &search(1_500.0, Some(1_575.0))).verdict, Verdict::Improved);

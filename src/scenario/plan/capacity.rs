@@ -316,9 +316,8 @@ mod tests {
 
     #[test]
     fn capacity_gates_are_the_searchs_and_steps_leave_them_out() {
-        let text = format!("{RATE}");
         let with_gate = format!(
-            "{}[capacity]\n{text}",
+            "{}[capacity]\n{RATE}",
             BASE.replace(
                 "[gates]\n",
                 "[gates]\n\"capacity.highest_passing_deliveries_per_s\" = \">= 100000\"\n"
