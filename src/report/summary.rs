@@ -46,7 +46,7 @@ pub fn capacity(c: &CapacityReport) -> String {
         .highest_passing_deliveries_per_s
         .map_or(String::new(), |d| format!(" ({} deliveries/s)", format_int(d.round() as u64)));
     let steps = format!("{} steps of {}", c.steps.len(), c.vary);
-    let gate = c.failing_gate.as_deref().map_or(String::new(), |g| format!(" `{g}`"));
+    let gate = c.failing_gate.as_deref().map_or(String::new(), |g| format!(" {g}"));
     match (c.limited_by, c.highest_passing, c.first_failing) {
         (LimitedBy::Gate, Some(high), Some(fail)) => format!(
             "The capacity is {}{deliveries}: every gate held there, and {} failed{gate} ({steps}).",
@@ -59,7 +59,7 @@ pub fn capacity(c: &CapacityReport) -> String {
         ),
         (LimitedBy::Gate | LimitedBy::Range, Some(high), _) => format!(
             "The capacity is at least {}{deliveries}: every step up to the top of the range passed \
-             (raise `to` to find the limit; {steps}).",
+             (raise the range's top to find the limit; {steps}).",
             load(high)
         ),
         (LimitedBy::Harness, high, _) => format!(
@@ -93,7 +93,7 @@ mod tests {
         assert_eq!(
             gate,
             "The capacity is 1050 events/s (209,871 deliveries/s): every gate held there, and 1100 events/s \
-             failed `latency.fanout.p99 < 100ms` (0 steps of publishers.alerts.rate)."
+             failed latency.fanout.p99 < 100ms (0 steps of publishers.alerts.rate)."
         );
         c.limited_by = LimitedBy::Harness;
         c.remedy = Some("the generator was the limit".into());

@@ -157,8 +157,9 @@ pub fn section(page: &mut String, report: &RunReport) {
              line runs from the knee (the highest passing step) through the failing steps. Dotted lines: \
              fan-out latency gates."
         } else {
-            "Events received per second in each step's measured window: it follows the offered load until the \
-             target runs out of capacity, then flattens. Dotted lines: the capacity found and capacity gates."
+            "Events received per second in each step's measured window: it follows the offered load while the \
+             target keeps up, and flattens where the target runs out of capacity. Dotted lines: the capacity \
+             found and capacity gates."
         };
         figure(page, &chart, caption, false);
     }
