@@ -237,6 +237,15 @@ pub struct RunArgs {
     /// Start the bundled server without TLS, whatever the scenario's `[target] tls` says.
     #[arg(long, conflicts_with = "target")]
     pub no_bundled_tls: bool,
+    /// Break the bundled server on purpose (repeatable), added to the scenario's `[target]
+    /// faults`: the faults of `serve --fault` (e.g. throttle=N: at most N event frames per second
+    /// in total). Not with an external target.
+    #[arg(long = "fault", value_name = "SPEC", conflicts_with = "target")]
+    pub faults: Vec<String>,
+    /// Run the scenario's `[capacity]` search: the highest load at which every gate holds (a
+    /// scenario with a `[capacity]` table searches without the flag).
+    #[arg(long)]
+    pub find_capacity: bool,
     /// Report folder [default: reports/<scenario>-<UTC time>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

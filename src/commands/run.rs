@@ -1,5 +1,6 @@
 //! `run SCENARIO.toml`: load and validate the scenario, run it (against the bundled server when
-//! there is no target), write the report folder, print the verdict, exit with CLI.md's code.
+//! there is no target) or its capacity search, write the report folder, print the verdict, exit
+//! with CLI.md's code.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::commands::outcome::{BadInput, Outcome};
 use crate::live::{self, LiveServer, LiveSnapshot};
 use crate::report::files::write_run_folder;
 use crate::report::md::verdict;
+use crate::report::numbers::trim_number;
 use crate::report::summary;
 use crate::results::model::RunReport;
 use crate::runner::workers::WorkerSetup;
@@ -40,8 +42,13 @@ pub async fn execute(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<Outcom
         sharded: args.shard.is_some(),
         no_target_metrics: args.no_target_metrics,
         target_metrics_urls: args.target_metrics_url.clone(),
+        faults: args.faults.clone(),
+        find_capacity: args.find_capacity,
     };
     let plan = scenario::load(&args.scenario, &overrides)?;
+    if plan.capacity.is_some() {
+        return find_capacity(&args, plan, shutdown).await;
+    }
     let workers = match args.shard {
         Some(_) => 0,
         None => {
@@ -105,6 +112,96 @@ pub async fn execute(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<Outcom
         print_summary(&report);
         println!("report: {}", folder.display());
     }
+    Ok(outcome(&report))
+}
+
+/// `run` of a scenario with a `[capacity]` table: the search, a line per step on stderr, each
+/// step's report.json in `steps/` of the report folder, and the search's report.
+async fn find_capacity(args: &RunArgs, plan: scenario::Plan, shutdown: Shutdown) -> anyhow::Result<Outcome> {
+    if args.workers.is_some_and(|w| w > 0) {
+        return Err(BadInput(
+            "--workers does not apply to a capacity search: each step runs in this process (a step that \
+             would need worker processes ends the search as the harness's limit)"
+                .into(),
+        )
+        .into());
+    }
+    let Some(capacity) = plan.capacity.clone() else {
+        return Err(BadInput("no [capacity] table".into()).into());
+    };
+    let live = start_live(args, &plan)?;
+    if let Some(live) = &live {
+        eprintln!("live: {}", live.url());
+    }
+    if !args.quiet {
+        eprintln!(
+            "capacity search {:?}: {} from {} to {} {} (x{} up, then bisect to {} %), each step {:?} warm-up + {:?} \
+             measured, target {}, seed {}",
+            plan.name,
+            capacity.vary_text,
+            capacity.from,
+            capacity.to,
+            capacity.vary.unit(),
+            capacity.growth,
+            capacity.resolution * 100.0,
+            capacity.warmup,
+            capacity.step_duration,
+            plan.target_name(),
+            plan.seed
+        );
+    }
+    let folder = crate::report::folder::create(args.out.as_deref(), &plan.name)
+        .context("cannot create the report folder")?;
+    let steps_folder = folder.join("steps");
+    std::fs::create_dir_all(&steps_folder)
+        .with_context(|| format!("cannot create {}", steps_folder.display()))?;
+    let options = RunOptions {
+        quiet: args.quiet,
+        interrupt: shutdown.drain_token(),
+        live: live.clone(),
+        ..RunOptions::default()
+    };
+    let unit = capacity.vary.unit();
+    let mut on_step = |step: &crate::results::model::CapacityStep, report: Option<&RunReport>| {
+        let fanout = step.latency_us.get("fanout").copied().unwrap_or_default();
+        let verdict = if !step.valid {
+            format!("NOT TRUSTWORTHY: {}", step.reasons.join("; "))
+        } else if step.passed {
+            "passed".to_owned()
+        } else {
+            format!("FAILED {}", step.failing_gate.as_deref().unwrap_or_default())
+        };
+        eprintln!(
+            "capacity step {} ({}): {} {unit} offered, {} achieved, {:.0} deliveries/s, fan-out p50 {} p99 {}: {verdict}",
+            step.step,
+            step.phase,
+            trim_number(step.offered, 2),
+            trim_number(step.achieved, 2),
+            step.deliveries_per_s,
+            format_micros(fanout.p50),
+            format_micros(fanout.p99),
+        );
+        if let Some(report) = report {
+            let path = steps_folder.join(format!("step-{:02}.json", step.step));
+            let written = std::fs::File::create(&path).map_err(|e| e.to_string()).and_then(|file| {
+                serde_json::to_writer_pretty(std::io::BufWriter::new(file), report).map_err(|e| e.to_string())
+            });
+            if let Err(e) = written {
+                eprintln!("cannot write {}: {e}", path.display());
+            }
+        }
+    };
+    let report = runner::capacity::run(plan, options, &mut on_step)
+        .await
+        .context("the capacity search could not be carried out")?;
+    write_run_folder(&folder, &report)
+        .with_context(|| format!("cannot write the report into {}", folder.display()))?;
+    if let Some(live) = live {
+        let last = runner::live_feed::finished(&live, &folder, report.passed, report.valid);
+        let _ = tokio::task::spawn_blocking(move || live.finish(last)).await;
+    }
+    print_summary(&report);
+    println!("report: {}", folder.display());
     Ok(outcome(&report))
 }
 
@@ -193,6 +290,9 @@ pub(super) fn print_summary(report: &RunReport) {
     }
     if report.tls.insecure {
         let _ = writeln!(err, "  {INSECURE_WARNING}");
+    }
+    if let Some(capacity) = &report.capacity {
+        let _ = writeln!(err, "  capacity: {}", summary::capacity(capacity));
     }
     for reason in &report.harness.reasons {
         let _ = writeln!(err, "  NOT TRUSTWORTHY: {reason}");

@@ -138,24 +138,26 @@ impl ShardStats {
     }
 
     /// Records a delivery's fan-out latency, run-wide and for its group.
+    /// A delivery to `group` of an event of `stage` (its intended time's), `latency` µs after
+    /// it was meant to be sent (`None`: counted, its latency left out, as in a warm-up).
     #[inline]
-    /// A delivery to `group` of an event of `stage` (its intended time's), `micros` after it
-    /// was meant to be sent.
-    pub fn record_delivery(&mut self, group: usize, stage: usize, micros: u64) {
+    pub fn record_delivery(&mut self, group: usize, stage: usize, latency: Option<u64>) {
         if let Some(counters) = self.counters.get_mut(group) {
             counters.events_delivered += 1;
         }
-        self.histograms.record(LatencyMetric::Fanout, micros);
         if let Some(stage) = self.stages.get_mut(stage) {
             stage.counters.events_delivered += 1;
-            record(&mut stage.fanout, micros);
+            if let Some(micros) = latency {
+                record(&mut stage.fanout, micros);
+            }
         }
+        let Some(micros) = latency else { return };
+        self.histograms.record(LatencyMetric::Fanout, micros);
         if let Some(histogram) = self.group_fanout.get_mut(group) {
             record(histogram, micros);
         }
     }
 
-    /// Keeps `sample` unless this kind already has enough.
     pub fn sample(&mut self, sample: Sample) {
         if self.samples.iter().filter(|s| s.kind == sample.kind).count() < SAMPLES_PER_KIND {
             self.samples.push(sample);

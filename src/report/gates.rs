@@ -1,13 +1,15 @@
 //! Gates: `"latency.fanout.p99" = "< 100ms"`, judged against the finished report.
 //!
 //! A gate names any numeric field of `report.json` by its dotted path; latency fields are in
-//! microseconds and take duration thresholds, everything else takes plain numbers. The path is
+//! microseconds and take duration thresholds, everything else takes plain numbers. A capacity
+//! search's result (`capacity.highest_passing_deliveries_per_s`, …) is judged on the search; its
+//! steps are judged by the other gates ([`Gate::is_capacity`]). The path is
 //! checked against the shape of an empty report when the scenario is loaded, so a misspelt
 //! metric is bad input (exit 2), never a gate that silently passes.
 
 use serde_json::Value;
 
-use crate::results::model::{GateResult, GroupReport, RunReport, StageReport};
+use crate::results::model::{CapacityReport, GateResult, GroupReport, RunReport, StageReport};
 use crate::util::duration::{format_micros, parse_duration};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,12 +97,14 @@ impl Gate {
         template.groups = groups.iter().map(|name| GroupReport::template(name)).collect();
         template.stages = stages.iter().map(|name| StageReport::template(name)).collect();
         template.server_metrics = Some(Default::default());
+        template.capacity = Some(CapacityReport::template());
         let template = serde_json::to_value(template).unwrap_or(Value::Null);
         if !lookup(&template, &path).is_some_and(Value::is_number) {
             return Err(format!(
                 "unknown metric {metric:?}: expected a numeric field of report.json such as \
                  latency.fanout.p99, counters.events_missing, throughput.events_delivered_per_s, \
-                 groups.<group>.latency.fanout.p99 or groups.<group>.counters.events_missing \
+                 groups.<group>.latency.fanout.p99, groups.<group>.counters.events_missing or \
+                 capacity.highest_passing_deliveries_per_s \
                  (latency metrics: {}; stats: count, min, p50, p90, p99, p999, max, mean; groups: {})",
                 crate::results::LatencyMetric::ALL.map(|m| m.name()).join(", "),
                 groups.join(", ")
@@ -154,6 +158,11 @@ impl Gate {
                 default: true,
             })
             .collect()
+    }
+
+    /// Whether the gate judges a capacity search's result (`capacity.…`) rather than a run.
+    pub fn is_capacity(&self) -> bool {
+        self.metric.starts_with("capacity.")
     }
 
     /// `latency.fanout.p99 < 100ms`.
@@ -248,6 +257,27 @@ mod tests {
         let result = gate.judge(&serde_json::to_value(&report).unwrap());
         assert!(!result.passed);
         assert_eq!(result.observed, "60.0ms");
+    }
+
+    #[test]
+    fn capacity_gates_judge_the_search_and_fail_without_a_passing_step() {
+        let gate = Gate::parse("capacity.highest_passing_deliveries_per_s", ">= 100000", &[]).unwrap();
+        assert!(gate.is_capacity());
+        assert!(!Gate::parse("latency.fanout.p99", "< 1ms", &[]).unwrap().is_capacity());
+        assert!(Gate::parse("capacity.highest_passing_deliveries", ">= 1", &[]).is_err());
+        assert!(Gate::parse("capacity.vary", ">= 1", &[]).is_err(), "not numeric");
+        let mut report = RunReport::empty("x");
+        assert_eq!(gate.judge(&serde_json::to_value(&report).unwrap()).observed, "missing");
+        let mut capacity = CapacityReport::template();
+        capacity.highest_passing_deliveries_per_s = Some(123_456.0);
+        report.capacity = Some(capacity.clone());
+        let result = gate.judge(&serde_json::to_value(&report).unwrap());
+        assert!(result.passed, "{result:?}");
+        assert_eq!(result.observed, "123456");
+        capacity.highest_passing_deliveries_per_s = None;
+        report.capacity = Some(capacity);
+        let result = gate.judge(&serde_json::to_value(&report).unwrap());
+        assert!(!result.passed && result.observed == "missing", "{result:?}");
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! `report.md`: a run in a few lines, short enough for a pull-request comment or
-//! `$GITHUB_STEP_SUMMARY`: verdict, gates, delivery counters, latency, what the harness cost.
+//! `$GITHUB_STEP_SUMMARY`: verdict, gates, delivery counters, latency, what the harness cost;
+//! for a capacity search, first its result in one sentence and a row per step.
 
 use std::io::{self, Write};
 
+use super::numbers::{format_count, trim_number};
 use super::summary;
+use crate::results::model::CapacityReport;
 use crate::results::model::RunReport;
 use crate::util::duration::format_micros;
 
@@ -44,6 +47,9 @@ pub fn write_md<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
         "Target `{}`, seed {}, {:.1} s, peak {} clients, started {}.",
         report.target, report.seed, report.duration_s, report.peak_clients, report.started_at
     )?;
+    if let Some(capacity) = &report.capacity {
+        write_capacity(w, capacity)?;
+    }
     for reason in &report.harness.reasons {
         writeln!(w, "\n> **Measurements not trustworthy:** {reason}")?;
     }
@@ -145,6 +151,48 @@ fn write_stages<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
             stage.counters.events_missing,
             micros(fanout.p50),
             micros(fanout.p99),
+        )?;
+    }
+    Ok(())
+}
+
+/// A capacity search: its sentence, a row per step, and which step the rest of the page shows.
+fn write_capacity<W: Write>(w: &mut W, c: &CapacityReport) -> io::Result<()> {
+    writeln!(w, "\n**Capacity:** {}", summary::capacity(c))?;
+    writeln!(
+        w,
+        "\n| step | | offered ({unit}) | achieved | deliveries/s | fan-out p50 | p99 | |\n|---:|---|---:|---:|---:|---:|---:|---|",
+        unit = c.unit
+    )?;
+    for s in &c.steps {
+        let fanout = s.latency_us.get("fanout").copied().unwrap_or_default();
+        let verdict = if !s.valid {
+            "⚠️ not trustworthy".to_owned()
+        } else if s.passed {
+            "✅ pass".to_owned()
+        } else {
+            format!("❌ FAIL `{}`", s.failing_gate.as_deref().unwrap_or("?"))
+        };
+        writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} | {verdict} |",
+            s.step,
+            s.phase,
+            trim_number(s.offered, 2),
+            trim_number(s.achieved, 2),
+            format_count(s.deliveries_per_s),
+            format_micros(fanout.p50),
+            format_micros(fanout.p99)
+        )?;
+    }
+    if let Some(step) = c.top_level_step.and_then(|i| c.steps.get(i)) {
+        writeln!(
+            w,
+            "\nThe figures below are step {}'s ({} {}), each step's first {} s (its warm-up) left out of its latency.",
+            step.step,
+            trim_number(step.offered, 2),
+            c.unit,
+            trim_number(c.warmup_s, 1)
         )?;
     }
     Ok(())

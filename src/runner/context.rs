@@ -57,6 +57,13 @@ impl RunShared {
         self.clock.now_us().saturating_sub(self.start_us) as f64 / 1e6
     }
 
+    /// Whether an event intended at `intended_us` counts in the run's latency: not when it falls
+    /// in a capacity step's warm-up (`Plan::judged_from`).
+    #[inline]
+    pub fn judged(&self, intended_us: u64) -> bool {
+        intended_us >= self.start_us + self.plan.judged_from.as_micros() as u64
+    }
+
     /// Whether some publisher's window has begun by `t_us`.
     pub fn publishing_since(&self, t_us: u64) -> bool {
         self.schedules.iter().any(|s| s.start_us <= t_us)

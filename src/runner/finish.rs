@@ -160,12 +160,17 @@ fn tls_report(run: &RunShared, counters: &Counters) -> TlsReport {
     }
 }
 
-/// Per event: from its intended time to its last receipt anywhere.
+/// Per event: from its intended time to its last receipt anywhere (but for a capacity step's
+/// warm-up).
 fn record_completion(run: &RunShared, totals: &mut Totals) {
     for (p, receipts) in totals.completion.iter().enumerate() {
         let Some(schedule) = run.schedules.get(p) else { continue };
         for (seq, last) in receipts.iter().enumerate().filter(|(_, last)| **last > 0) {
-            let latency = last.saturating_sub(schedule.time_of(seq as u64));
+            let intended = schedule.time_of(seq as u64);
+            if !run.judged(intended) {
+                continue;
+            }
+            let latency = last.saturating_sub(intended);
             totals.histograms.record(LatencyMetric::Completion, latency);
         }
     }

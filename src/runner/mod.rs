@@ -10,13 +10,15 @@
 //! - [`context`], [`shard`]: shared state and the per-thread shards that run the participants;
 //! - [`finish`]: turning the aggregated totals into the report;
 //! - [`workers`]: splitting a run into local worker processes and merging their reports;
-//! - [`live_feed`]: the live endpoint's snapshots and the target's telemetry, beside the run.
+//! - [`live_feed`]: the live endpoint's snapshots and the target's telemetry, beside the run;
+//! - [`capacity`]: a capacity search, each of its steps a run of its own.
 //!
 //! Flow: plan → (bundled server when there is no target) → preflight → shards (clients and
 //! publishers) → aggregator (per-second intervals, progress) → finish (report, validity, gates).
 
 pub mod board;
 pub mod bundled;
+pub mod capacity;
 pub mod client;
 pub mod clock;
 pub mod connect;

@@ -397,7 +397,9 @@ impl<'a> Session<'a> {
         if stamp_us.is_some() {
             stats.histograms.record(LatencyMetric::ReadDelay, now_us - arrived_us);
         }
-        stats.record_delivery(group, stage, arrived_us.saturating_sub(tag.intended_us));
+        // A capacity step's warm-up is left out of its latency; every delivery is still counted.
+        let latency = run.judged(tag.intended_us).then(|| arrived_us.saturating_sub(tag.intended_us));
+        stats.record_delivery(group, stage, latency);
         if let Some(slot) =
             self.ctx.completion.borrow_mut().get_mut(p).and_then(|v| v.get_mut(tag.seq as usize))
         {

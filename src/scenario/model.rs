@@ -22,7 +22,8 @@ pub struct ScenarioFile {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// The run's length; with `[[stages]]`, the stages say it instead.
+    /// The run's length; with `[[stages]]` the stages say it instead, and a `[capacity]` table's
+    /// steps have their own.
     pub duration: Option<Spanned<DurationValue>>,
     /// Load that changes over time (`stages.rs`): named stages, one after another.
     #[serde(default)]
@@ -41,6 +42,29 @@ pub struct ScenarioFile {
     pub gates: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     pub harness: HarnessSpec,
+    /// A capacity search instead of one run (`plan/capacity.rs`).
+    #[serde(default)]
+    pub capacity: Option<Spanned<CapacitySpec>>,
+}
+
+/// `[capacity]`: what a capacity search varies, over which range, and how long each step lasts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySpec {
+    /// `publishers.<name>.rate`, `clients.<group>.count` or `clients.<group>.arrival_rate`.
+    pub vary: Spanned<String>,
+    /// The first step's load, in the varied value's unit (a rate may be written `"200/s"`).
+    pub from: Spanned<LoadValue>,
+    /// The highest load the search tries.
+    pub to: Spanned<LoadValue>,
+    /// How long each step is measured, after its warm-up.
+    pub step_duration: Spanned<DurationValue>,
+    /// The start of each step's load that its judgement leaves out (default 2s).
+    pub warmup: Option<DurationValue>,
+    /// Factor between steps on the way up (default 2).
+    pub growth: Option<Spanned<f64>>,
+    /// Bisection stops when the bracket is this narrow, relative to its bottom (default "5%").
+    pub resolution: Option<Spanned<FractionValue>>,
 }
 
 /// `target = "ws://…"` or a `[target]` table.
@@ -203,6 +227,14 @@ pub struct RangeValue(pub Duration, pub Duration);
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Count(pub u64);
 
+/// A load: a number in the varied value's unit, or a rate string such as `"200/s"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadValue(pub f64);
+
+/// A fraction: `"5%"` or `0.05`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FractionValue(pub f64);
+
 /// A topic name of PROTOCOL.md §3.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TopicValue(pub Topic);
@@ -306,6 +338,69 @@ impl<'de> Deserialize<'de> for Count {
             }
         }
         deserializer.deserialize_i64(CountVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for LoadValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LoadVisitor;
+        impl de::Visitor<'_> for LoadVisitor {
+            type Value = LoadValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a positive number, or a rate such as \"200/s\"")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<LoadValue, E> {
+                if v.is_finite() && v > 0.0 {
+                    Ok(LoadValue(v))
+                } else {
+                    Err(E::custom(format!("expected a positive load, found {v}")))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<LoadValue, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LoadValue, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LoadValue, E> {
+                parse_rate(v).map(LoadValue).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(LoadVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for FractionValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FractionVisitor;
+        impl de::Visitor<'_> for FractionVisitor {
+            type Value = FractionValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a fraction such as \"5%\" or 0.05")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<FractionValue, E> {
+                if v.is_finite() && v > 0.0 && v < 1.0 {
+                    Ok(FractionValue(v))
+                } else {
+                    Err(E::custom(format!(
+                        "expected a fraction between 0 and 1 (or 0 % and 100 %), found {v}"
+                    )))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FractionValue, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FractionValue, E> {
+                let percent = v.trim().strip_suffix('%').and_then(|p| p.trim().parse::<f64>().ok());
+                match percent {
+                    Some(p) => self.visit_f64(p / 100.0),
+                    None => Err(E::custom(format!(
+                        "invalid fraction {v:?}: expected a percentage such as \"5%\""
+                    ))),
+                }
+            }
+        }
+        deserializer.deserialize_any(FractionVisitor)
     }
 }
 

@@ -26,6 +26,7 @@ use super::cluster::{AckTo, BROKER_TIMEOUT, LinkDown};
 use super::faults::{DEEP_NESTING, FaultDice, WriteAction};
 use super::hub::{ConnId, Outbox, Overflow};
 use super::metrics::ServerMetrics;
+use super::throttle::Throttle;
 use crate::protocol::client::{Rejection, binary_frame_rejection};
 use crate::protocol::jwt::{TokenError, VerifiedToken, unix_now_s};
 use crate::protocol::server_message as out;
@@ -119,6 +120,8 @@ struct Session<'a> {
     interrupts: Interrupts,
     dice: FaultDice,
     held_back: Option<Utf8Bytes>,
+    /// The `throttle=N` fault: whether the first frame of the write batch waits for its slot.
+    pacing: Pacing,
     unanswered_pings: u32,
     /// Cluster mode: set by the message just read, carried out before the next is read. Boxed,
     /// so that a request's strings do not size every connection, cluster or not.
@@ -127,6 +130,19 @@ struct Session<'a> {
     close_hold: Option<Arc<CloseHold>>,
     /// Cluster mode: resolves when the held Close frame waits; `None` once it has.
     close_arrived: Option<CloseArrived>,
+}
+
+/// The `throttle=N` fault's state of a connection's writer. While the first frame of the batch
+/// waits for its slot, the connection reads on (a Close, a ping's answer) but takes nothing more
+/// from its queue, so the excess waits there as on a server that is out of capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pacing {
+    /// No frame is waiting.
+    Free,
+    /// The batch's first frame may leave at this instant.
+    Until(Instant),
+    /// The batch's first frame has had its slot: it leaves without asking the bucket again.
+    SlotCame,
 }
 
 /// Resolves once the client's Close frame is held (`CloseHold::close_arrived`). One boxed
@@ -185,6 +201,7 @@ impl<'a> Session<'a> {
             interrupts,
             dice: FaultDice::new(conn),
             held_back: None,
+            pacing: Pacing::Free,
             unanswered_pings: 0,
             cluster_request: None,
             close_hold: None,
@@ -232,7 +249,13 @@ impl<'a> Session<'a> {
                         return end;
                     }
                 }
-                _ = self.queue.recv_many(&mut batch, WRITE_BATCH) => {
+                _ = slot_came(self.pacing), if matches!(self.pacing, Pacing::Until(_)) => {
+                    self.pacing = Pacing::SlotCame;
+                    if let Err(end) = self.write_batch(ws, &mut batch).await {
+                        return end;
+                    }
+                }
+                _ = self.queue.recv_many(&mut batch, WRITE_BATCH), if self.pacing == Pacing::Free => {
                     if let Err(end) = self.write_batch(ws, &mut batch).await {
                         return end;
                     }
@@ -424,13 +447,19 @@ impl<'a> Session<'a> {
             };
             return self.guarded(write).await;
         }
-        for frame in std::mem::take(batch) {
+        let mut frames = std::mem::take(batch).into_iter();
+        while let Some(frame) = frames.next() {
             // Delivery faults break events only; answers to requests stay correct.
-            let action = if frame.as_str().starts_with(EVENT_PREFIX) {
-                self.dice.action(faults)
-            } else {
-                WriteAction::Write
-            };
+            let is_event = frame.as_str().starts_with(EVENT_PREFIX);
+            let pacing = std::mem::replace(&mut self.pacing, Pacing::Free);
+            if is_event && let Some(at) = self.slot_later(pacing) {
+                // This frame and those behind it wait; what was fed before it leaves now.
+                batch.push(frame);
+                batch.extend(frames);
+                self.pacing = Pacing::Until(at);
+                break;
+            }
+            let action = if is_event { self.dice.action(faults) } else { WriteAction::Write };
             match action {
                 WriteAction::Write => self.guarded(ws.feed(Message::Text(frame))).await?,
                 WriteAction::Drop => {}
@@ -458,6 +487,15 @@ impl<'a> Session<'a> {
             }
         }
         self.guarded(ws.flush()).await
+    }
+
+    /// The `throttle=N` fault: reserves an event frame's slot in the server-wide bucket, unless
+    /// `pacing` says it already came; `Some` when the slot lies ahead, and the frame must wait.
+    fn slot_later(&self, pacing: Pacing) -> Option<Instant> {
+        if pacing == Pacing::SlotCame {
+            return None;
+        }
+        self.shared.throttle.as_ref().and_then(Throttle::reserve).map(Instant::from_std)
     }
 
     /// Runs a write, unless an interrupt fires first.
@@ -526,6 +564,15 @@ async fn hold_back_expired(holding: bool) {
         Box::pin(tokio::time::sleep(HOLD_BACK_LIMIT)).await;
     } else {
         std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves when the paced frame's slot comes (never while no frame waits). The timer is boxed:
+/// only the `throttle` fault paces, and inline it would size every connection's task.
+async fn slot_came(pacing: Pacing) {
+    match pacing {
+        Pacing::Until(at) => Box::pin(sleep_until(at)).await,
+        Pacing::Free | Pacing::SlotCame => std::future::pending::<()>().await,
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! Delivery faults act where a real server would go wrong: filters and unsubscribe in the hub,
 //! drop / duplicate / reorder / latency in the connection's writer (so a delay holds back the
-//! frames behind it, as a real stall does, instead of reordering them). Protocol faults are
+//! frames behind it, as a real stall does, instead of reordering them); `throttle=N` paces
+//! event frames in the writer too, through one bucket for the whole server (`server::throttle`),
+//! so the excess waits in the connection queues. Protocol faults are
 //! consulted where the correct answer is produced. With no faults every check is one branch.
 
 use std::str::FromStr;
@@ -27,6 +29,9 @@ pub struct Faults {
     /// Cluster mode: every message from the broker waits this long before this process acts on
     /// it (a process that lags behind the others); their order is kept.
     pub broker_lag: Option<Duration>,
+    /// At most this many event frames per second leave the server in total (one token bucket
+    /// for every connection, `server::throttle`): a server of known capacity.
+    pub throttle: Option<u32>,
     pub protocol: ProtocolFaults,
 }
 
@@ -66,6 +71,7 @@ const KNOWN: &[&str] = &[
     "ignore-filters",
     "ignore-unsubscribe",
     "broker-lag=DURATION",
+    "throttle=EVENTS_PER_S",
     "wrong-unknown-topic-code",
     "close-on-bad-json",
     "accept-expired-tokens",
@@ -121,6 +127,13 @@ impl Faults {
                 let d = value.ok_or_else(|| error("expected =DURATION"))?;
                 self.broker_lag = Some(parse_duration(d).map_err(|e| error(&e.to_string()))?);
             }
+            "throttle" => {
+                let n = value.ok_or_else(|| error("expected =EVENTS_PER_S"))?;
+                match n.parse::<u32>() {
+                    Ok(n) if n > 0 => self.throttle = Some(n),
+                    _ => return Err(error("expected a positive whole number of event frames per second")),
+                }
+            }
             "wrong-unknown-topic-code" => p.wrong_unknown_topic_code = flag(value)?,
             "close-on-bad-json" => p.close_on_bad_json = flag(value)?,
             "accept-expired-tokens" => p.accept_expired_tokens = flag(value)?,
@@ -136,7 +149,11 @@ impl Faults {
 
     /// Whether the connection writer has anything to do besides writing.
     pub fn affects_writes(&self) -> bool {
-        self.drop > 0.0 || self.duplicate > 0.0 || self.reorder > 0.0 || self.delay.is_some()
+        self.drop > 0.0
+            || self.duplicate > 0.0
+            || self.reorder > 0.0
+            || self.delay.is_some()
+            || self.throttle.is_some()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -210,6 +227,7 @@ mod tests {
             "ignore-filters",
             "ignore-unsubscribe",
             "broker-lag=50ms",
+            "throttle=500",
             "wrong-unknown-topic-code",
             "close-on-bad-json",
             "accept-expired-tokens",
@@ -222,6 +240,7 @@ mod tests {
         .unwrap();
         assert_eq!(faults.delay, Some((0.01, Duration::from_millis(200))));
         assert_eq!(faults.broker_lag, Some(Duration::from_millis(50)));
+        assert_eq!(faults.throttle, Some(500));
         assert!(faults.ignore_filters && faults.protocol.hang_on_deep_nesting);
         assert!(faults.affects_writes());
         assert!(Faults::default().is_empty());
@@ -238,6 +257,10 @@ mod tests {
             "delay=0.1",
             "broker-lag",
             "broker-lag=soon",
+            "throttle",
+            "throttle=0",
+            "throttle=fast",
+            "throttle=1.5",
         ] {
             assert!(Faults::parse_all(&[bad]).is_err(), "{bad}");
         }

@@ -7,6 +7,7 @@
 //! - [`hub`]: topics → subscribers, fan-out of one serialized frame to bounded queues;
 //! - [`metrics`]: counters and their Prometheus rendering;
 //! - [`faults`]: the deliberate bugs tests switch on to prove the harness catches them;
+//! - [`throttle`]: the `throttle=N` fault's token bucket, shared by every connection;
 //! - [`cluster`]: with a broker configured, many processes as one server;
 //! - [`child`]: the server as a child process of the harness (`serve …`, its address read back).
 //!
@@ -23,6 +24,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 mod status;
+pub mod throttle;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -121,6 +123,8 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// Cluster mode: the link to the broker, through which every publish goes.
     pub cluster: Option<Arc<ClusterLink>>,
+    /// The `throttle=N` fault's bucket, shared by every connection of this process.
+    pub throttle: Option<throttle::Throttle>,
     /// Why the server stopped by itself, if it did (the broker failed).
     failure: OnceLock<String>,
     next_conn_id: AtomicU64,
@@ -134,6 +138,7 @@ impl Shared {
         let metrics = Arc::new(ServerMetrics::default());
         Shared {
             hub: Hub::new(Arc::clone(&metrics), config.faults.clone()),
+            throttle: config.faults.throttle.map(throttle::Throttle::new),
             config,
             metrics,
             shutdown: CancellationToken::new(),

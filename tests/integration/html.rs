@@ -1,7 +1,7 @@
 //! `report.html` in a real browser: headless Chromium opens the page rendered from a real
 //! run's report.json, and the page's own render check (see `src/report/html/check.js`) says
-//! for each chart how many series it drew, inside the plot or not. Skipped, saying so, when
-//! Chromium is not installed (`.ci/run` installs it).
+//! for each chart how many series it drew, inside the plot or not; the same for the knee charts
+//! of a capacity search. Skipped, saying so, when Chromium is not installed (`.ci/run` installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -82,6 +82,78 @@ fn render_baseline(dir: &Path) -> PathBuf {
     dir.join("report.html")
 }
 
+/// `capacity` of a real search (against `throttle=2000`) and its gates, added to the committed
+/// smoke baseline and rendered to `dir/report.html`.
+fn render_capacity_search(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let baseline = std::fs::read_to_string(root.join("reports/baselines/smoke/run-1.json")).unwrap();
+    let search = std::fs::read_to_string(root.join("tests/fixtures/capacity/throttle-2000.json")).unwrap();
+    let mut report: serde_json::Value = serde_json::from_str(&baseline).unwrap();
+    let search: serde_json::Value = serde_json::from_str(&search).unwrap();
+    report["capacity"] = search["capacity"].clone();
+    report["gates"] = search["gates"].clone();
+    std::fs::write(dir.join("report.json"), report.to_string()).unwrap();
+    let out = Command::new(BIN).args(["report", "--format", "html"]).arg(dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    dir.join("report.html")
+}
+
+/// The page's render check (the `#render-check` element's attributes and its lines) from the
+/// DOM Chromium dumped.
+fn render_check(dom: &str) -> (String, String) {
+    let (attributes, lines) = dom
+        .split(r#"<pre id="render-check""#)
+        .nth(1)
+        .and_then(|rest| rest.split_once('>'))
+        .and_then(|(attributes, rest)| Some((attributes, rest.split("</pre>").next()?)))
+        .expect("the page holds the render check");
+    (attributes.to_owned(), lines.to_owned())
+}
+
+/// Asserts that chart `id` drew at least `series` series, each with a size, inside its plot,
+/// with labelled axes, laid out at a readable size.
+fn assert_drawn(lines: &str, id: &str, series: u64) {
+    let line = lines
+        .lines()
+        .find(|l| l.starts_with(&format!("chart {id} ")))
+        .unwrap_or_else(|| panic!("no render check for chart {id}: the script did not run?\n{lines}"));
+    let field = |name: &str| -> u64 {
+        let value = line.split(' ').find_map(|part| part.strip_prefix(&format!("{name}=")));
+        value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} in {line}"))
+    };
+    assert!(field("series") >= series, "{line}");
+    assert_eq!(field("drawn"), field("series"), "every series of {id} has a size: {line}");
+    assert_eq!(field("outside"), 0, "{id} stays inside its plot: {line}");
+    assert!(field("ticks") >= 4, "{id} has labelled axes: {line}");
+    assert!(field("width") >= 300 && field("height") >= 120, "{id} is laid out: {line}");
+}
+
+#[test]
+fn chromium_draws_the_knee_of_a_capacity_search() {
+    let _alone = crate::common::heavy_or_timed();
+    let Some(chromium) = chromium() else {
+        println!("SKIPPED: chromium not installed (set $CHROMIUM or apt-get install chromium; .ci/run does)");
+        eprintln!("SKIPPED: chromium not installed; the capacity knee was not rendered in a browser");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let page = render_capacity_search(dir.path());
+    let profile = dir.path().join("profile");
+    let out = headless(&chromium, &profile, &["--virtual-time-budget=5000", "--dump-dom"], &page);
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let (attributes, lines) = render_check(&dom);
+    assert!(attributes.contains(&format!(r#"data-charts="{}""#, CHARTS.len() + 2)), "{attributes}");
+    // Latency: p50, p99 and the failing steps from the knee; deliveries: delivered/s and the failing steps.
+    assert_drawn(&lines, "capacity-latency", 3);
+    assert_drawn(&lines, "capacity-deliveries", 2);
+    for text in
+        ["Capacity", "The capacity is 10 events/s (2,000 deliveries/s)", "failing steps", "capacity 2000/s"]
+    {
+        assert!(dom.contains(text), "{text}");
+    }
+}
+
 #[test]
 fn chromium_draws_every_chart_of_the_html_report() {
     let _alone = crate::common::heavy_or_timed();
@@ -96,26 +168,10 @@ fn chromium_draws_every_chart_of_the_html_report() {
     let out = headless(&chromium, &profile, &["--virtual-time-budget=5000", "--dump-dom"], &page);
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     let dom = String::from_utf8_lossy(&out.stdout);
-    let check = dom
-        .split(r#"<pre id="render-check""#)
-        .nth(1)
-        .and_then(|rest| rest.split_once('>'))
-        .and_then(|(attributes, rest)| Some((attributes, rest.split("</pre>").next()?)))
-        .expect("the page holds the render check");
-    assert!(check.0.contains(&format!(r#"data-charts="{}""#, CHARTS.len())), "{}", check.0);
+    let (attributes, lines) = render_check(&dom);
+    assert!(attributes.contains(&format!(r#"data-charts="{}""#, CHARTS.len())), "{attributes}");
     for id in CHARTS {
-        let line = check.1.lines().find(|l| l.starts_with(&format!("chart {id} "))).unwrap_or_else(|| {
-            panic!("no render check for chart {id}: the script did not run?\n{}", check.1)
-        });
-        let field = |name: &str| -> u64 {
-            let value = line.split(' ').find_map(|part| part.strip_prefix(&format!("{name}=")));
-            value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} in {line}"))
-        };
-        assert!(field("series") >= 1, "{line}");
-        assert_eq!(field("drawn"), field("series"), "every series of {id} has a size: {line}");
-        assert_eq!(field("outside"), 0, "{id} stays inside its plot: {line}");
-        assert!(field("ticks") >= 4, "{id} has labelled axes: {line}");
-        assert!(field("width") >= 300 && field("height") >= 120, "{id} is laid out: {line}");
+        assert_drawn(&lines, id, 1);
     }
     // And the page itself shows what a reader looks for first.
     for text in ["Summary and gates", "✓ pass", "Fan-out latency distribution", "Scenario file as run"] {

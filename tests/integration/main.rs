@@ -1,5 +1,6 @@
 //! The one integration test binary: real servers on port 0, real WebSocket clients.
 
+mod capacity;
 mod cli;
 mod cluster;
 mod common;

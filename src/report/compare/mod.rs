@@ -30,11 +30,17 @@
 //! - Volume counters, bytes per second and the harness's own timing (publisher and loop lag)
 //!   are shown, not judged: they follow the load, the payloads or the harness's health, which
 //!   `valid` already judges.
+//! - **Capacity** (a capacity search's `capacity.highest_passing` and
+//!   `capacity.highest_passing_deliveries_per_s`): lower is worse; the allowance is the largest
+//!   of (a), the searches' own resolution (each run's bracket, [`capacity`]) and (d). The
+//!   latency and throughput of capacity searches are one step's, at a load each search chose,
+//!   so they are shown, not judged.
 //!
 //! With several baseline runs the baseline of a figure is their median. Improvements beyond the
 //! allowance are marked too. When any run is not trustworthy (the harness was the bottleneck)
 //! or was interrupted, the table is shown but no verdict is given (exit 4).
 
+mod capacity;
 pub mod noise;
 mod table;
 
@@ -211,6 +217,17 @@ pub fn compare(baselines: &[RunReport], current: &RunReport, options: Options) -
     runs.group_rows(&mut rows);
     runs.throughput_rows(&mut rows);
     runs.counter_rows(&mut rows);
+    runs.capacity_rows(&mut rows);
+    if runs.searching() {
+        for row in rows.iter_mut().filter(|r| {
+            r.metric.starts_with("latency.")
+                || r.metric.starts_with("throughput.")
+                || r.metric.starts_with("groups.")
+        }) {
+            row.allowance = None;
+            row.verdict = capacity::step_figure();
+        }
+    }
     Comparison {
         baselines: baselines.iter().map(|b| RunInfo::of("baseline", b)).collect(),
         current: RunInfo::of("current", current),
@@ -555,6 +572,15 @@ fn notes(baselines: &[RunReport], current: &RunReport) -> Vec<String> {
     if b.harness_version != c.harness_version {
         notes
             .push(format!("different harness versions: {} against {}", c.harness_version, b.harness_version));
+    }
+    if let (Some(b), Some(c)) = (&baseline.capacity, &current.capacity)
+        && b.limited_by != c.limited_by
+    {
+        notes.push(format!(
+            "the searches ended differently: limited by {} against {}",
+            c.limited_by.name(),
+            b.limited_by.name()
+        ));
     }
     if baselines.len() == 1 {
         notes.push(

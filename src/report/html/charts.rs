@@ -314,7 +314,7 @@ pub fn histogram_points(histogram: &Latency) -> Vec<(f64, f64)> {
 
 /// Horizontal markers for the run's gates on fan-out latency statistics in `stats`, kept when
 /// they lie near the data (a threshold far above it would flatten the chart).
-fn fanout_gate_markers(report: &RunReport, series: &[Series], stats: &[&str]) -> Vec<Marker> {
+pub(super) fn fanout_gate_markers(report: &RunReport, series: &[Series], stats: &[&str]) -> Vec<Marker> {
     let top = max_value(series);
     let groups: Vec<&str> = report.groups.iter().map(|g| g.name.as_str()).collect();
     let mut markers = Vec::new();

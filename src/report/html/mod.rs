@@ -1,14 +1,18 @@
 //! `report.html`: one self-contained page per run (inline CSS and SVG, no network access
 //! needed to view it): the verdict and each gate, the fan-out latency distribution by
 //! percentile, values per second, the delivery counters, connect and subscribe latency,
-//! protocol violations with samples, what the harness cost, and the scenario and environment.
+//! protocol violations with samples, what the harness cost, and the scenario and environment;
+//! for a capacity search, its result and knee charts right after the gates.
 //!
 //! The page reads only [`RunReport`], so `report PATH --format html` renders it again from
 //! `report.json`. A short inline script checks that the charts drew (see `check.js`); the page
 //! does not depend on it.
 
+mod capacity;
 mod charts;
 mod sections;
+
+pub use capacity::KNEE_CHARTS;
 
 pub use charts::server_charts;
 
@@ -35,6 +39,7 @@ pub fn write_html<W: Write>(w: &mut W, report: &RunReport) -> io::Result<()> {
     page.push_str("</style>\n</head>\n<body>\n<main>\n");
     sections::header(&mut page, report);
     sections::summary(&mut page, report);
+    capacity::section(&mut page, report);
     sections::fanout(&mut page, report);
     sections::stages(&mut page, report);
     sections::timeline(&mut page, report);
@@ -152,6 +157,60 @@ mod tests {
         assert!(html.contains("NOT TRUSTWORTHY"));
         assert!(html.contains("89.5ms late"));
         assert!(html.contains("not judged"));
+    }
+
+    #[test]
+    fn a_capacity_search_draws_its_knee_and_names_its_capacity() {
+        use crate::results::model::LatencySummary;
+        use crate::results::model::{CapacityReport, CapacityStep};
+        let mut report = sample_report();
+        let mut capacity = CapacityReport::template();
+        capacity.unit = "events/s".into();
+        capacity.highest_passing = Some(10.0);
+        capacity.highest_passing_deliveries_per_s = Some(2_000.0);
+        capacity.first_failing = Some(11.0);
+        capacity.failing_gate = Some("latency.fanout.p99 < 100ms".into());
+        for (step, offered, p99, passed) in [
+            (1, 4.0, 50_000, true),
+            (2, 16.0, 1_500_000, false),
+            (3, 10.0, 52_000, true),
+            (4, 11.0, 330_000, false),
+        ] {
+            let fanout = LatencySummary { count: 100, p50: p99 / 10, p99, ..LatencySummary::default() };
+            capacity.steps.push(CapacityStep {
+                step,
+                phase: "grow".into(),
+                offered,
+                achieved: offered,
+                deliveries_per_s: (offered * 200.0).min(2_000.0),
+                passed,
+                valid: true,
+                failing_gate: (!passed).then(|| "latency.fanout.p99 < 100ms".into()),
+                reasons: Vec::new(),
+                started_at: "2026-01-01T00:00:00.000Z".into(),
+                duration_s: 5.0,
+                latency_us: [("fanout".to_owned(), fanout)].into_iter().collect(),
+                counters: Default::default(),
+            });
+        }
+        capacity.top_level_step = Some(2);
+        report.capacity = Some(capacity);
+        let html = render(&report);
+        assert!(html.contains(r#"<section id="capacity">"#) && html.contains(r##"href="#capacity""##));
+        for id in KNEE_CHARTS {
+            assert!(html.contains(&format!(r#"class="chart" id="{id}""#)), "chart {id}");
+        }
+        assert!(html.contains("The capacity is 10 events/s (2,000 deliveries/s)"), "the sentence");
+        assert!(html.contains("failing steps (latency.fanout.p99 &lt; 100ms)"), "failing steps marked");
+        assert!(html.contains("capacity 2000/s"), "the capacity as a line");
+        let charts = capacity::knee_charts(&report);
+        let failing = &charts[0].series[2];
+        let xs: Vec<f64> = failing.points.iter().flatten().map(|p| p.0).collect();
+        assert_eq!(xs, [10.0, 11.0, 16.0], "from the knee through the failing steps");
+        assert!(
+            !render(&sample_report()).contains(r#"id="capacity""#),
+            "no capacity section for a plain run"
+        );
     }
 
     #[test]

@@ -76,8 +76,12 @@ pub fn header(page: &mut String, report: &RunReport) {
         }
         page.push_str("</div>");
     }
+    page.push_str(r##"<nav><a href="#summary">Gates</a>"##);
+    if report.capacity.is_some() {
+        page.push_str(r##"<a href="#capacity">Capacity</a>"##);
+    }
     page.push_str(concat!(
-        r##"<nav><a href="#summary">Gates</a><a href="#fanout">Fan-out latency</a>"##,
+        r##"<a href="#fanout">Fan-out latency</a>"##,
         r##"<a href="#timeline">Per second</a><a href="#delivery">Delivery</a>"##,
         r##"<a href="#setup">Connect &amp; subscribe</a><a href="#violations">Protocol violations</a>"##,
         r##"<a href="#harness">Harness</a><a href="#scenario">Scenario &amp; environment</a></nav></header>"##,
@@ -464,7 +468,7 @@ pub fn footer(page: &mut String, report: &RunReport) {
 }
 
 /// A chart in a `<figure>` with its caption.
-fn figure(page: &mut String, chart: &Chart, caption: &str, wide: bool) {
+pub(super) fn figure(page: &mut String, chart: &Chart, caption: &str, wide: bool) {
     let _ = write!(
         page,
         r#"<figure{}><h3>{}</h3>{}<figcaption>{}</figcaption></figure>"#,

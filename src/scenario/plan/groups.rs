@@ -97,6 +97,13 @@ impl GroupPlan {
     }
 }
 
+/// When the load of a run may start: one second after the last client with a valid credential
+/// is ready (publishers start then unless they say otherwise).
+pub fn settled(groups: &[GroupPlan]) -> Duration {
+    groups.iter().filter(|g| g.credential.is_valid()).map(GroupPlan::ready_at).max().unwrap_or_default()
+        + Duration::from_secs(1)
+}
+
 pub(super) fn group(
     spec: &ClientGroupSpec,
     span: Range<usize>,

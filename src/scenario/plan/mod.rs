@@ -2,24 +2,27 @@
 //! applied, every cross-field rule checked. The runner never sees the TOML.
 //!
 //! [`build`] walks the file in order and hands each part to its own module: [`target`] (what the
-//! run talks to, how it authenticates), [`groups`] (client groups), [`publishers`]; the checks
-//! that span parts (group and publisher names unique, gates naming known groups and stages, the
-//! timeline of [`crate::scenario::stages`]) stay here.
+//! run talks to, how it authenticates), [`groups`] (client groups), [`publishers`], [`capacity`]
+//! (a capacity search and the plan of each of its steps); the checks that span parts (group and
+//! publisher names unique, gates naming known groups and stages, the timeline of
+//! [`crate::scenario::stages`]) stay here.
 
 use std::ops::Range;
 use std::time::Duration;
 
+pub mod capacity;
 mod groups;
 mod publishers;
 mod target;
 
+pub use capacity::{CapacityPlan, Vary};
 pub use groups::{Arrival, Churn, GroupPlan, Stall};
 pub use publishers::PublisherPlan;
 pub use target::read_tokens;
 
+use super::model::ScenarioFile;
 /// Parsed once in the file's model and used as they are.
 pub use super::model::{Credential, Via};
-use super::model::{PublisherSpec, ScenarioFile};
 use super::stages::{StagePlan, Timeline};
 use crate::report::gates::Gate;
 use crate::server::Faults;
@@ -60,6 +63,10 @@ pub struct Overrides {
     pub no_target_metrics: bool,
     /// `--target-metrics-url` (a parent to its first worker process): scrape these instead.
     pub target_metrics_urls: Vec<String>,
+    /// `--fault SPEC`: faults for the bundled server, added to the file's `[target] faults`.
+    pub faults: Vec<String>,
+    /// `--find-capacity`: the run is the file's `[capacity]` search (which it must have).
+    pub find_capacity: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +93,11 @@ pub struct Plan {
     pub target_metrics: TargetMetrics,
     /// The scenario file's text, kept for the report.
     pub source: String,
+    /// `[capacity]`: the run is a capacity search; this plan is its first step's.
+    pub capacity: Option<CapacityPlan>,
+    /// Deliveries of events intended before this time (since the run's start) are left out of
+    /// the fan-out and completion latency: a capacity step's warm-up. Zero for any other run.
+    pub judged_from: Duration,
 }
 
 /// Where `intervals[].server` comes from.
@@ -219,11 +231,6 @@ fn harness_stall(faults: &[toml::Spanned<String>]) -> Result<Option<HarnessStall
     Ok(stall)
 }
 
-/// The name a publisher goes by: its `name`, or its topic's.
-fn publisher_name(spec: &PublisherSpec) -> String {
-    spec.name.clone().unwrap_or_else(|| format!("{}-publisher", spec.topic.0))
-}
-
 /// The run's timeline and length: the `[[stages]]`, or one stage of `duration` named after the
 /// scenario. `--duration` stretches or shrinks every stage alike.
 fn timeline(
@@ -257,7 +264,7 @@ fn timeline(
     let initial_rate = |name: &str| {
         file.publishers
             .iter()
-            .find(|p| publisher_name(p.get_ref()) == name)
+            .find(|p| publishers::name_of(p.get_ref()) == name)
             .map(|p| p.get_ref().rate.map_or(0.0, |r| r.0))
     };
     let mut timeline = Timeline::build(&file.stages, initial_count, initial_rate)
@@ -276,7 +283,42 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
     if file.name.trim().is_empty() {
         return Err(PlanError::at(whole, "`name` must not be empty"));
     }
-    let (timeline, duration) = timeline(&file, overrides, &whole)?;
+    let searching = file.capacity.is_some();
+    let (timeline, duration) = match &file.capacity {
+        // A step's duration follows from its own timeline (`capacity::CapacityPlan::step`); until
+        // then the groups and publishers are checked against one long enough for any.
+        Some(table) => {
+            let problem = if file.duration.is_some() {
+                Some(
+                    "`duration` does not apply with a [capacity] table: each step lasts from its clients' \
+                      arrival through its warm-up and step_duration, then the drain",
+                )
+            } else if !file.stages.is_empty() {
+                Some("[[stages]] and [capacity] do not go together: each capacity step holds one load")
+            } else if overrides.duration.is_some() {
+                Some("--duration does not apply to a capacity search: set [capacity] step_duration")
+            } else if overrides.sharded {
+                Some("a capacity search cannot be sharded (--shard): each step runs its whole load here")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(PlanError::at(table.span(), problem));
+            }
+            let duration = Duration::from_secs(86_400);
+            let stage = StagePlan { name: file.name.clone(), start: Duration::ZERO, end: duration };
+            (Timeline { stages: vec![stage], ..Timeline::default() }, duration)
+        }
+        None => {
+            if overrides.find_capacity {
+                return Err(PlanError::at(
+                    whole,
+                    "--find-capacity needs a [capacity] table in the scenario (vary, from, to, step_duration)",
+                ));
+            }
+            timeline(&file, overrides, &whole)?
+        }
+    };
     if duration < Duration::from_secs(1) {
         return Err(PlanError::at(whole, "`duration` must be at least 1s"));
     }
@@ -344,20 +386,27 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         }
         groups.push(group);
     }
-    let settled =
-        groups.iter().filter(|g| g.credential.is_valid()).map(GroupPlan::ready_at).max().unwrap_or_default()
-            + Duration::from_secs(1);
+    let settled = groups::settled(&groups);
     let mut publishers = Vec::new();
+    let mut publisher_names = Vec::new();
     for spec in &file.publishers {
-        let name = publisher_name(spec.get_ref());
+        let name = publishers::name_of(spec.get_ref());
         if publishers.iter().any(|p: &PublisherPlan| p.name == name) {
             return Err(PlanError::at(
                 spec.span(),
                 format!("two publishers are named {name:?}: give each a `name`"),
             ));
         }
+        if searching && spec.get_ref().stop_before_end.is_some() {
+            return Err(PlanError::at(
+                spec.span(),
+                "`stop_before_end` does not apply in a capacity search: every publisher stops when a step's \
+                 measured window ends",
+            ));
+        }
         let window = Window { settled, duration, drain: harness.drain };
         let staged = timeline.rates.get(&name);
+        let first = publishers.len();
         publishers.extend(publishers::publisher(
             spec.get_ref(),
             spec.span(),
@@ -365,6 +414,7 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
             window,
             staged,
         )?);
+        publisher_names.push((publishers::name_of(spec.get_ref()), first..publishers.len()));
     }
     if matches!(&credentials, CredentialSource::Tokens(tokens) if tokens.is_empty()) {
         return Err(PlanError::at(whole, "the token file holds no tokens"));
@@ -378,11 +428,42 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
                 let span = if message.starts_with("unknown") { metric.span() } else { condition.span() };
                 PlanError::at(span, message)
             })?;
+        if gate.is_capacity() && !searching {
+            return Err(PlanError::at(
+                metric.span(),
+                format!(
+                    "{}: capacity gates judge a capacity search; the scenario has no [capacity] table",
+                    gate.metric
+                ),
+            ));
+        }
         gates.push(gate);
     }
     gates.extend(Gate::defaults(&gates));
     let token_ttl = auth.token_ttl.map_or(duration + Duration::from_secs(600), |d| d.0);
-    Ok(Plan {
+    let capacity = match &file.capacity {
+        None => None,
+        Some(table) => {
+            let names = capacity::Names {
+                groups: file
+                    .clients
+                    .iter()
+                    .map(|g| (g.get_ref().name.as_str(), g.get_ref().ramp.is_some()))
+                    .collect(),
+                publishers: publisher_names,
+                starts: file
+                    .publishers
+                    .iter()
+                    .flat_map(|p| {
+                        let start = p.get_ref().start_after.map(|d| d.0);
+                        std::iter::repeat_n(start, p.get_ref().connections.map_or(1, |c| c.0 as usize))
+                    })
+                    .collect(),
+            };
+            Some((capacity::capacity(table, names)?, table.span()))
+        }
+    };
+    let plan = Plan {
         name: file.name,
         description: file.description,
         duration,
@@ -398,5 +479,18 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
         harness,
         target_metrics,
         source: source.to_owned(),
-    })
+        capacity: None,
+        judged_from: Duration::ZERO,
+    };
+    match capacity {
+        None => Ok(plan),
+        Some((capacity, span)) => {
+            capacity.check_windows(&plan, span)?;
+            // The first step's plan, with every gate (`capacity.…` ones too) and the search.
+            let mut first = capacity.step(&plan, capacity.from);
+            first.gates = plan.gates;
+            first.capacity = Some(capacity);
+            Ok(first)
+        }
+    }
 }

@@ -49,6 +49,11 @@ pub(super) struct Window {
     pub drain: Duration,
 }
 
+/// The publisher's name as written, or its default (`alerts-publisher`).
+pub(super) fn name_of(spec: &PublisherSpec) -> String {
+    spec.name.clone().unwrap_or_else(|| format!("{}-publisher", spec.topic.0))
+}
+
 pub(super) fn publisher(
     spec: &PublisherSpec,
     span: Range<usize>,
@@ -58,7 +63,7 @@ pub(super) fn publisher(
 ) -> Result<Vec<PublisherPlan>, PlanError> {
     let Window { settled, duration, drain } = window;
     let topic = spec.topic.0;
-    let name = spec.name.clone().unwrap_or_else(|| format!("{topic}-publisher"));
+    let name = name_of(spec);
     let error = |message: String| PlanError::at(span.clone(), format!("publisher {name:?}: {message}"));
     let (field, values, given) = match topic {
         Topic::Alerts => {

@@ -45,8 +45,9 @@ pub(super) fn target(
                  shards of one run must share one server",
             ));
         }
+        let fault_specs: Vec<String> = table.faults.iter().chain(&overrides.faults).cloned().collect();
         let faults =
-            Faults::parse_all(&table.faults).map_err(|e| PlanError::at(span.clone(), e.to_string()))?;
+            Faults::parse_all(&fault_specs).map_err(|e| PlanError::at(span.clone(), e.to_string()))?;
         if tls.ca_cert.is_some() {
             return Err(PlanError::at(
                 span,
@@ -63,7 +64,7 @@ pub(super) fn target(
         }
         let embedded = TargetPlan::Embedded {
             faults,
-            fault_specs: table.faults.clone(),
+            fault_specs,
             cluster_workers,
             queue: table.queue,
             socket_send_buffer: table.socket_send_buffer,
@@ -71,6 +72,15 @@ pub(super) fn target(
         };
         return Ok((embedded, tls, metrics_url));
     };
+    if !overrides.faults.is_empty() {
+        return Err(PlanError::at(
+            span,
+            format!(
+                "--fault breaks the bundled server on purpose; the target {ws_url} is external \
+                 (drop --fault, or run without --target and without the scenario's url)"
+            ),
+        ));
+    }
     // A target given on the command line replaces the file's, bundled-server settings included
     // (worker processes get the parent's bundled server this way).
     let bundled_only = !table.faults.is_empty()
