@@ -89,6 +89,7 @@ pub async fn execute(args: RunArgs, shutdown: Shutdown) -> anyhow::Result<Outcom
         board: args.board.clone(),
         progress_json: args.progress_json,
         live: live.clone(),
+        live_step: None,
     };
     let report = if workers > 0 {
         let setup = WorkerSetup {

@@ -81,6 +81,15 @@ impl Collector for Snapshot {
             )?;
             ConstGauge::new(1).encode(family.encode_family(&[("stage", stage.as_str())])?)?;
         }
+        if let Some(step) = &s.step {
+            let mut family = encoder.encode_descriptor(
+                "openframe_harness_capacity_step",
+                "The capacity step the search is at (1 for the step it is at)",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(1).encode(family.encode_family(&[("step", step.as_str())])?)?;
+        }
         for (metric, buckets) in &s.latency {
             let name = format!("openframe_harness_{metric}_latency");
             let help = format!("{metric} latency of the run so far");

@@ -35,7 +35,7 @@
     }
     $("t-verdict").textContent = d.verdict;
     $("t-elapsed").textContent = d.elapsed_s.toFixed(0) + " s";
-    $("t-stage").textContent = d.stage || "–";
+    $("t-stage").textContent = d.step ? "capacity step " + d.step : (d.stage || "–");
     $("t-clients").textContent = int(d.clients);
     $("t-delivered-per-s").textContent = int(d.delivered_per_s);
     $("t-p50").textContent = lat(d.fanout_p50_us);

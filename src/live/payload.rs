@@ -36,6 +36,7 @@ pub fn render(snapshot: &LiveSnapshot) -> String {
         "verdict": snapshot.verdict,
         "failing": snapshot.failing,
         "stage": snapshot.stage,
+        "step": snapshot.step,
         "elapsed_s": snapshot.elapsed_s,
         "clients": snapshot.clients_total(),
         "clients_by_group": snapshot.clients.iter().map(|(g, n)| json!({"group": g, "clients": n})).collect::<Vec<_>>(),

@@ -103,7 +103,10 @@ pub struct LiveSnapshot {
     pub verdict: String,
     /// Whether anything failed so far (the page colours the verdict by it).
     pub failing: bool,
+    /// The stage the run is in (a run with more than one stage).
     pub stage: Option<String>,
+    /// The capacity step the run is, in words (`3: 40 events/s`), during a capacity search.
+    pub step: Option<String>,
     /// Seconds since the run started.
     pub elapsed_s: f64,
     /// Every counter of `report.json`, by its name there, totals so far.

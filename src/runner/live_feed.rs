@@ -20,7 +20,7 @@ use crate::live::{LatencyBuckets, LiveSecond, LiveServer, LiveSnapshot, RunState
 use crate::metrics::Histograms;
 use crate::metrics::aggregator::{IntervalHook, Totals};
 use crate::metrics::histogram::{decode, summarize};
-use crate::metrics::progress::ProgressLine;
+use crate::metrics::progress::{ProgressLine, stage_at};
 use crate::results::LatencyMetric;
 use crate::results::model::Counters;
 use crate::results::server_sample::ServerSample;
@@ -46,6 +46,24 @@ pub struct RunLabels {
     pub shard: Option<String>,
     /// The plan's client groups, in order (the `group` label of per-group series).
     pub groups: Vec<String>,
+    /// The plan's stages: name and end, in seconds since the start.
+    pub stages: Vec<(String, f64)>,
+    /// The capacity step this run is, in words (`3: 40 events/s`), when it is one.
+    pub step: Option<String>,
+}
+
+impl RunLabels {
+    /// The labels of a run of `plan`.
+    pub fn of(plan: &Plan, run_id: u32, shard: Option<String>, step: Option<String>) -> RunLabels {
+        RunLabels {
+            scenario: plan.name.clone(),
+            run_id: run_id.to_string(),
+            shard,
+            groups: plan.groups.iter().map(|g| g.name.clone()).collect(),
+            stages: plan.stages.iter().map(|s| (s.name.clone(), s.end.as_secs_f64())).collect(),
+            step,
+        }
+    }
 }
 
 /// The run so far as the endpoint shows it, built up one closed second at a time: by the
@@ -98,7 +116,8 @@ impl Feed {
             state: RunState::Running,
             verdict,
             failing,
-            stage: None,
+            stage: stage_at(&self.labels.stages, now.t_s),
+            step: self.labels.step.clone(),
             elapsed_s: now.t_s,
             counters: now.counters.iter().collect(),
             clients: now
@@ -308,6 +327,8 @@ mod tests {
             run_id: "7".into(),
             shard: None,
             groups: vec!["watchers".into(), "others".into()],
+            stages: vec![("steady".into(), 2.0), ("spike".into(), 4.0)],
+            step: None,
         }
     }
 

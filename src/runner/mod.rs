@@ -121,6 +121,8 @@ pub struct RunOptions {
     pub progress_json: bool,
     /// The live endpoint (`--live`), fed once a second.
     pub live: Option<Arc<crate::live::LiveServer>>,
+    /// The capacity step this run is, as the live endpoint names it (`3: 40 events/s`).
+    pub live_step: Option<String>,
 }
 
 /// Runs `plan` to its end (or its interruption) and reports.
@@ -312,12 +314,8 @@ async fn drive(
     let scraping =
         scraper.map(|s| tokio::spawn(live_feed::scrape_each_second(s, server_tx, run.stop.clone())));
     let on_interval = options.live.clone().map(|live| {
-        let labels = live_feed::RunLabels {
-            scenario: run.plan.name.clone(),
-            run_id: run.run_id.to_string(),
-            shard: options.shard.map(|s| format!("{}/{}", s.index, s.count)),
-            groups: run.plan.groups.iter().map(|g| g.name.clone()).collect(),
-        };
+        let shard = options.shard.map(|s| format!("{}/{}", s.index, s.count));
+        let labels = live_feed::RunLabels::of(&run.plan, run.run_id, shard, options.live_step.clone());
         live_feed::interval_hook(live, labels)
     });
     let (reports_tx, reports_rx) = mpsc::channel(shards * 4);

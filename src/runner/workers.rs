@@ -202,13 +202,7 @@ async fn relay_progress(
     let mut interrupted = false;
     // One live endpoint for the whole run: this process's, fed from the combined progress.
     let mut live = options.live.clone().map(|live| {
-        let labels = super::live_feed::RunLabels {
-            scenario: plan.name.clone(),
-            run_id: run_id.to_string(),
-            shard: None,
-            groups: plan.groups.iter().map(|g| g.name.clone()).collect(),
-        };
-        super::live_feed::Feed::new(live, labels)
+        super::live_feed::Feed::new(live, super::live_feed::RunLabels::of(plan, run_id, None, None))
     });
     loop {
         tokio::select! {

@@ -9,6 +9,7 @@
 pub mod model;
 pub mod plan;
 pub mod stages;
+pub mod values;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -104,6 +105,17 @@ mod tests {
         let short = MINIMAL.replace("10s", "2s");
         let e = error(&format!("{short}[[publishers]]\ntopic = \"alerts\"\nrate = \"10/s\"\n"));
         assert!(e.contains("window is empty"), "{e}");
+    }
+
+    #[test]
+    fn unnamed_publishers_of_one_topic_get_names_of_their_own_and_named_ones_must_differ() {
+        let unnamed = "[[publishers]]\ntopic = \"alerts\"\nrate = \"10/s\"\n";
+        let plan = parse(&format!("{MINIMAL}{unnamed}{unnamed}"), Path::new("s.toml"), &Overrides::default()).unwrap();
+        let names: Vec<&str> = plan.publishers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["alerts-publisher", "alerts-publisher-2"]);
+        let named = "[[publishers]]\nname = \"a\"\ntopic = \"alerts\"\nrate = \"10/s\"\n";
+        let e = error(&format!("{MINIMAL}{named}{named}"));
+        assert!(e.contains("two publishers are named \"a\""), "{e}");
     }
 
     #[test]

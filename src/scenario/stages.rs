@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use toml::Spanned;
 
-use super::model::{DurationValue, parse_rate};
+use super::values::{DurationValue, parse_rate};
 
 /// One `[[stages]]` table as written.
 #[derive(Debug, Deserialize)]

@@ -597,3 +597,118 @@ fn bad_live_addresses_and_metrics_urls_are_refused_with_clis_exit_codes() {
     assert_eq!(code, Some(2), "{stderr}");
     drop(taken);
 }
+
+/// The run the hammer test measures: enough deliveries a second that a delay of the run's loop
+/// shows in its loop lag and fan-out latency.
+const HAMMERED_RUN: &str = "name = \"live-hammered\"\nduration = \"6s\"\nseed = 11\n\
+    [[clients]]\nname = \"watchers\"\ncount = 200\nramp = \"500ms\"\ntopics = [\"alerts\"]\n\
+    [[publishers]]\nname = \"alerts\"\ntopic = \"alerts\"\nrate = \"100/s\"\n";
+
+/// Scrapes `/metrics` over one kept-alive connection at `per_s` until `until`; the scrapes done.
+fn scrape_at(addr: std::net::SocketAddr, per_s: u32, until: Instant) -> u64 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = std::net::TcpStream::connect(addr).expect("connect for /metrics");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let every = Duration::from_secs(1) / per_s;
+    let mut next = Instant::now();
+    let mut scrapes = 0;
+    while Instant::now() < until {
+        if writer.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).is_err() {
+            break; // The run ended and took its endpoint with it.
+        }
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return scrapes;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+        let mut body = vec![0; length.expect("a Content-Length")];
+        if reader.read_exact(&mut body).is_err() {
+            return scrapes;
+        }
+        scrapes += 1;
+        next += every;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    scrapes
+}
+
+/// `/events` streams opened and never read again: stuck browsers.
+fn stuck_pages(addr: std::net::SocketAddr, count: usize) -> Vec<std::net::TcpStream> {
+    use std::io::{Read, Write};
+    (0..count)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(addr).expect("connect for /events");
+            write!(stream, "GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+            let mut status = [0u8; 12];
+            stream.read_exact(&mut status).unwrap();
+            assert_eq!(&status, b"HTTP/1.1 200");
+            stream
+        })
+        .collect()
+}
+
+fn p99_us(report: &serde_json::Value, metric: &str) -> u64 {
+    report["latency_us"][metric]["p99"].as_u64().unwrap_or_else(|| panic!("{metric} p99 in the report"))
+}
+
+/// The same run twice at the same moment, one of them with its live endpoint flooded (a
+/// thousand scrapes a second over four connections, every event stream the endpoint allows
+/// held open and never read): the flooded run's loop lag and fan-out latency stay those of the
+/// quiet one, and its delivery is as exact. Running both at once exposes them to the same
+/// machine, so the comparison is of the endpoint alone.
+#[test]
+fn a_flood_of_scrapes_and_stuck_pages_does_not_change_the_runs_figures() {
+    let _alone = crate::common::heavy_or_timed();
+    let dir = tempfile::tempdir().unwrap();
+    let (quiet_dir, flooded_dir) = (dir.path().join("quiet"), dir.path().join("flooded"));
+    std::fs::create_dir_all(&quiet_dir).unwrap();
+    std::fs::create_dir_all(&flooded_dir).unwrap();
+    std::fs::write(quiet_dir.join("scenario.toml"), HAMMERED_RUN).unwrap();
+    let quiet = crate::common::processes::harness(&["run", "scenario.toml", "--out", "report", "-q"], &quiet_dir);
+    let flooded = LiveRun::start(&flooded_dir, HAMMERED_RUN, &["-q"]);
+    let addr = flooded.addr;
+    let streams = stuck_pages(addr, live::serve::MAX_EVENT_STREAMS);
+    let until = Instant::now() + Duration::from_secs(8);
+    let scrapers: Vec<_> = (0..4).map(|_| std::thread::spawn(move || scrape_at(addr, 250, until))).collect();
+    let started = Instant::now();
+    let (code, stderr, flooded_out) = flooded.finish();
+    let flooded_for = started.elapsed();
+    let scrapes: u64 = scrapers.into_iter().map(|s| s.join().unwrap()).sum();
+    drop(streams);
+    let (quiet_code, _, quiet_stderr) = crate::common::processes::finish(quiet);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(quiet_code, Some(0), "{quiet_stderr}");
+    let per_s = scrapes as f64 / flooded_for.as_secs_f64();
+    assert!(per_s > 400.0, "the flood reached only {per_s:.0} scrapes/s");
+    let (quiet, flooded) =
+        (crate::common::processes::report(&quiet_dir.join("report")), crate::common::processes::report(&flooded_out));
+    for report in [&quiet, &flooded] {
+        let delivered = crate::common::processes::counter(report, "events_delivered");
+        assert!(delivered > 40_000, "{delivered} deliveries");
+        assert_eq!(crate::common::processes::counter(report, "events_missing"), 0);
+        assert_eq!(crate::common::processes::counter(report, "events_duplicated"), 0);
+    }
+    let (lag_quiet, lag_flooded) = (p99_us(&quiet, "loop_lag"), p99_us(&flooded, "loop_lag"));
+    let (fanout_quiet, fanout_flooded) = (p99_us(&quiet, "fanout"), p99_us(&flooded, "fanout"));
+    eprintln!(
+        "flood: {scrapes} scrapes ({per_s:.0}/s), {} stuck event streams; loop lag p99 {lag_quiet} µs quiet, \
+         {lag_flooded} µs flooded; fan-out p99 {fanout_quiet} µs quiet, {fanout_flooded} µs flooded",
+        live::serve::MAX_EVENT_STREAMS
+    );
+    // Two runs side by side differ by the machine's noise: a few milliseconds, never a multiple.
+    assert!(lag_flooded <= lag_quiet * 2 + 5_000, "loop lag p99 {lag_flooded} µs flooded, {lag_quiet} µs quiet");
+    assert!(
+        fanout_flooded <= fanout_quiet * 2 + 5_000,
+        "fan-out p99 {fanout_flooded} µs flooded, {fanout_quiet} µs quiet"
+    );
+}

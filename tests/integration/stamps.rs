@@ -4,9 +4,12 @@
 //! and the run stays trusted; timed when read, the same stalls show up in the latency tail (one
 //! 200 ms timer sample in 130 stays under the loop-lag p99 limit, so that run is not flagged).
 //!
-//! The events come 250 ms apart, so a stall holds at most one frame per socket: a read that
-//! consumes several queued frames gets the stamp of the last one (TCP's rule), and those would
-//! all be timed at its arrival (docs/ARCHITECTURE.md, "Kernel receive stamps").
+//! The events come 500 ms apart, so a stall holds at most one frame per socket and the harness
+//! has 300 ms after it to read every socket before the next frame arrives: a read that consumes
+//! several queued frames gets the stamp of the last one (TCP's rule), and those would all be
+//! timed at its arrival (docs/ARCHITECTURE.md, "Kernel receive stamps"). With events 250 ms
+//! apart, a harness slowed further by other jobs on a 2-core machine fell that far behind after
+//! some stalls (fan-out p99 540 ms: frames timed by the arrival of the frame two later).
 
 use std::path::Path;
 
@@ -29,7 +32,7 @@ topics = ["alerts"]
 
 [[publishers]]
 topic = "alerts"
-rate = "4/s"
+rate = "2/s"
 start_after = "500ms"
 
 [harness]
@@ -69,8 +72,9 @@ async fn stalls_against_calm() {
     assert!(read_delay.p99 >= 100_000, "frames waited in the socket through the stalls: {read_delay:?}");
     // The server's 10 ms and what the path adds, as without stalls: never the stalls' 200 ms.
     assert!(fanout.p50 >= 10_000, "{fanout:?}");
-    assert!(fanout.p50.abs_diff(calm.p50) <= 1_500, "stalled {fanout:?} against calm {calm:?}");
-    assert!(fanout.p99.abs_diff(calm.p99) <= 3_000, "stalled {fanout:?} against calm {calm:?}");
+    let seen = format!("stalled {fanout:?} against calm {calm:?}, read delay {read_delay:?}");
+    assert!(fanout.p50.abs_diff(calm.p50) <= 1_500, "{seen}");
+    assert!(fanout.p99.abs_diff(calm.p99) <= 3_000, "{seen}");
     assert!(kernel.valid, "{:?}", kernel.harness.reasons);
 
     let user = run("user", true).await;

@@ -21,6 +21,9 @@
 //!   gate both strict and quiet.
 //!   A percentile is judged only when every run has at least 10 samples beyond it (p99 needs
 //!   1,000 samples, p99.9 10,000); min and max are single samples and only shown.
+//! - **Stages** (a run with a timeline of `[[stages]]`): each stage's fan-out p50 to p99.9 as
+//!   a group's, and its failure counters as the run's, compared with the baseline's stage of
+//!   the same name.
 //! - **Throughput** (events published and delivered per second, connections per second): lower
 //!   is worse; the allowance is the largest of (a), (c) (from the steady seconds) and (d).
 //! - **Failure counters** (missing, duplicated, out-of-order, filter violations, after
@@ -49,7 +52,7 @@ pub use table::write_comparison;
 use noise::{Stat, latency_error, rate_standard_error};
 
 use crate::results::counters::{CounterKind, kind_of};
-use crate::results::model::{Interval, LatencySummary, RunReport};
+use crate::results::model::{Interval, LatencySummary, RunReport, StageReport};
 
 /// How strict the comparison is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -215,6 +218,7 @@ pub fn compare(baselines: &[RunReport], current: &RunReport, options: Options) -
     let mut rows = Vec::new();
     runs.latency_rows(&mut rows);
     runs.group_rows(&mut rows);
+    runs.stage_rows(&mut rows);
     runs.throughput_rows(&mut rows);
     runs.counter_rows(&mut rows);
     runs.capacity_rows(&mut rows);
@@ -223,6 +227,7 @@ pub fn compare(baselines: &[RunReport], current: &RunReport, options: Options) -
             r.metric.starts_with("latency.")
                 || r.metric.starts_with("throughput.")
                 || r.metric.starts_with("groups.")
+                || r.metric.starts_with("stages.")
         }) {
             row.allowance = None;
             row.verdict = capacity::step_figure();
@@ -307,28 +312,57 @@ impl Runs<'_> {
                     .find(|g| g.name == group.name)
                     .and_then(|g| g.latency_us.get("fanout").copied())
             };
-            if self.all().any(|r| fanout(r).is_none_or(|s| s.count == 0)) {
+            self.part_fanout_rows(&format!("groups.{}", group.name), fanout, rows);
+        }
+    }
+
+    /// Each stage's fan-out percentiles and failure counters, when the runs have a timeline
+    /// (a run of one stage is the whole run, judged above). A stage is compared with the stage
+    /// of the same name; one missing from a baseline is left out.
+    fn stage_rows(&self, rows: &mut Vec<Row>) {
+        if self.current.stages.len() < 2 {
+            return;
+        }
+        for stage in &self.current.stages {
+            fn find<'r>(r: &'r RunReport, name: &str) -> Option<&'r StageReport> {
+                r.stages.iter().find(|s| s.name == name)
+            }
+            if self.baselines.iter().any(|b| find(b, &stage.name).is_none()) {
                 continue;
             }
-            let fewest = self.all().filter_map(fanout).map(|s| s.count).min().unwrap_or(0);
-            for (name, stat) in
-                LATENCY_STATS.iter().filter(|(n, _)| ["p50", "p90", "p99", "p999"].contains(n))
-            {
-                let stat = stat.unwrap_or(Stat::Mean);
-                let read = |r: &RunReport| stat_value(&fanout(r).unwrap_or_default(), name);
-                // A group has no histograms of its own: its noise is fan-out's, relative.
-                let values = self.values(read, |r| borrowed_error(r, stat, name, read(r)));
-                let skip = (fewest < stat.min_samples()).then_some("too few samples beyond it");
-                let path = format!("groups.{}.latency.fanout.{name}", group.name);
-                rows.push(self.row(
-                    path,
-                    Unit::Micros,
-                    Worse::Higher,
-                    values,
-                    Some(self.options.min_delta_us),
-                    skip,
-                ));
+            let prefix = format!("stages.{}", stage.name);
+            let fanout = |r: &RunReport| find(r, &stage.name).and_then(|s| s.latency_us.get("fanout").copied());
+            self.part_fanout_rows(&prefix, fanout, rows);
+            for (index, (name, current)) in stage.counters.iter().enumerate() {
+                if kind_of(name) != CounterKind::Failure {
+                    continue;
+                }
+                let baseline = self
+                    .baselines
+                    .iter()
+                    .filter_map(|b| find(b, &stage.name).and_then(|s| s.counters.iter().nth(index)))
+                    .map(|c| c.1)
+                    .max();
+                rows.push(self.failure_row(format!("{prefix}.counters.{name}"), baseline.unwrap_or(0), current));
             }
+        }
+    }
+
+    /// The fan-out percentiles of a part of the run (`prefix`: a client group, a stage) that
+    /// every run has; a part has no per-second histograms of its own, so its noise is the whole
+    /// run's fan-out's, relative.
+    fn part_fanout_rows(&self, prefix: &str, fanout: impl Fn(&RunReport) -> Option<LatencySummary>, rows: &mut Vec<Row>) {
+        if self.all().any(|r| fanout(r).is_none_or(|s| s.count == 0)) {
+            return;
+        }
+        let fewest = self.all().filter_map(&fanout).map(|s| s.count).min().unwrap_or(0);
+        for (name, stat) in LATENCY_STATS.iter().filter(|(n, _)| ["p50", "p90", "p99", "p999"].contains(n)) {
+            let stat = stat.unwrap_or(Stat::Mean);
+            let read = |r: &RunReport| stat_value(&fanout(r).unwrap_or_default(), name);
+            let values = self.values(read, |r| borrowed_error(r, stat, name, read(r)));
+            let skip = (fewest < stat.min_samples()).then_some("too few samples beyond it");
+            let path = format!("{prefix}.latency.fanout.{name}");
+            rows.push(self.row(path, Unit::Micros, Worse::Higher, values, Some(self.options.min_delta_us), skip));
         }
     }
 
@@ -361,25 +395,37 @@ impl Runs<'_> {
         for (index, (name, current)) in self.current.counters.iter().enumerate() {
             let baseline =
                 self.baselines.iter().filter_map(|b| b.counters.iter().nth(index)).map(|c| c.1).max();
-            let (b, c) = (baseline.unwrap_or(0) as f64, current as f64);
-            let (allowance, verdict) = match kind_of(name) {
-                CounterKind::Failure if b == 0.0 => (Some((0.0, Bound::Zero)), judge(c - b, 0.0)),
-                CounterKind::Failure => {
-                    let allowed = self.options.max_regression * b;
-                    (Some((allowed, Bound::Relative)), judge(c - b, allowed))
-                }
-                CounterKind::Volume => (None, Verdict::NotJudged("follows the load and duration")),
-                CounterKind::Context => (None, Verdict::NotJudged("expected in some scenarios")),
+            let metric = format!("counters.{name}");
+            let row = match kind_of(name) {
+                CounterKind::Failure => self.failure_row(metric, baseline.unwrap_or(0), current),
+                kind => Row {
+                    metric,
+                    unit: Unit::Count,
+                    baseline: baseline.unwrap_or(0) as f64,
+                    current: current as f64,
+                    allowance: None,
+                    verdict: Verdict::NotJudged(if kind == CounterKind::Volume {
+                        "follows the load and duration"
+                    } else {
+                        "expected in some scenarios"
+                    }),
+                },
             };
-            rows.push(Row {
-                metric: format!("counters.{name}"),
-                unit: Unit::Count,
-                baseline: b,
-                current: c,
-                allowance,
-                verdict,
-            });
+            rows.push(row);
         }
+    }
+
+    /// A failure counter: zero in every baseline must stay zero, else the largest baseline
+    /// count may grow by `--max-regression`.
+    fn failure_row(&self, metric: String, baseline: u64, current: u64) -> Row {
+        let (b, c) = (baseline as f64, current as f64);
+        let (allowance, verdict) = if baseline == 0 {
+            (Some((0.0, Bound::Zero)), judge(c - b, 0.0))
+        } else {
+            let allowed = self.options.max_regression * b;
+            (Some((allowed, Bound::Relative)), judge(c - b, allowed))
+        };
+        Row { metric, unit: Unit::Count, baseline: b, current: c, allowance, verdict }
     }
 
     fn values(&self, read: impl Fn(&RunReport) -> f64, noise: impl Fn(&RunReport) -> Option<f64>) -> Values {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::metrics::histogram::{encode, new_histogram, record};
-use crate::results::model::GroupReport;
+use crate::results::model::{GroupReport, StageReport};
 
 /// A run with `seconds` steady seconds of fan-out around `p99_us` (per-second p99 varying by
 /// `spread_us`), 2,000 deliveries a second, 100 events published a second.
@@ -182,6 +182,34 @@ fn client_groups_are_compared_by_name() {
     let comparison = compare(std::slice::from_ref(&baseline), &current, Options::default());
     assert_eq!(row(&comparison, "groups.dashboards.latency.fanout.p99").verdict, Verdict::Regressed);
     assert_eq!(row(&comparison, "groups.dashboards.latency.fanout.p50").verdict, Verdict::Within);
+}
+
+#[test]
+fn stages_are_compared_by_name_and_a_run_of_one_stage_adds_nothing() {
+    let mut baseline = run(40_000, 0, 10);
+    for name in ["steady", "spike"] {
+        let mut stage = StageReport::template(name);
+        let fanout = stage.latency_us.get_mut("fanout").unwrap();
+        (fanout.count, fanout.p50, fanout.p99) = (10_000, 5_000, 40_000);
+        baseline.stages.push(stage);
+    }
+    let mut current = baseline.clone();
+    current.stages[1].latency_us.get_mut("fanout").unwrap().p99 = 90_000;
+    current.stages[1].counters.events_missing = 3;
+    let comparison = compare(std::slice::from_ref(&baseline), &current, Options::default());
+    assert_eq!(row(&comparison, "stages.spike.latency.fanout.p99").verdict, Verdict::Regressed);
+    assert_eq!(row(&comparison, "stages.spike.counters.events_missing").verdict, Verdict::Regressed);
+    assert_eq!(row(&comparison, "stages.steady.latency.fanout.p99").verdict, Verdict::Within);
+    assert_eq!(row(&comparison, "latency.fanout.p99").verdict, Verdict::Within, "the whole run did not move");
+    assert!(!comparison.rows.iter().any(|r| r.metric.starts_with("stages.") && r.metric.contains("delivered")));
+    let mut renamed = current.clone();
+    renamed.stages[1].name = "burst".into();
+    let comparison = compare(std::slice::from_ref(&baseline), &renamed, Options::default());
+    assert!(!comparison.rows.iter().any(|r| r.metric.starts_with("stages.burst")), "no baseline stage to compare");
+    let mut single = run(40_000, 0, 10);
+    single.stages.push(StageReport::template("smoke"));
+    let comparison = compare(std::slice::from_ref(&single), &single, Options::default());
+    assert!(!comparison.rows.iter().any(|r| r.metric.starts_with("stages.")));
 }
 
 #[test]

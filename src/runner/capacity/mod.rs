@@ -17,6 +17,7 @@ pub mod step;
 
 use crate::protocol::timestamp::now_rfc3339;
 use crate::report::gates::apply_gates;
+use crate::report::numbers::trim_number;
 use crate::results::model::RunReport;
 use crate::results::model::{CapacityReport, CapacityStep, LimitedBy};
 use crate::scenario::Plan;
@@ -63,7 +64,11 @@ pub async fn run(
             search.record(Verdict::Untrusted);
             continue;
         }
-        let report = super::run(step_plan.clone(), options.clone()).await?;
+        let step_options = RunOptions {
+            live_step: Some(format!("{}: {} {}", at.step, trim_number(offered, 2), capacity.vary.unit())),
+            ..options.clone()
+        };
+        let report = super::run(step_plan.clone(), step_options).await?;
         if report.interrupted {
             // A step cut short says nothing about its load.
             search.interrupt();

@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::{Credential, PlanError};
 use crate::protocol::client::{ClientMessage, parse_client_message, subscribe_json};
 use crate::protocol::{Filters, Topic};
-use crate::scenario::model::{ClientGroupSpec, RangeValue};
+use crate::scenario::model::ClientGroupSpec;
+use crate::scenario::values::RangeValue;
 use crate::scenario::stages::Curve;
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -22,7 +22,7 @@ pub use target::read_tokens;
 
 use super::model::ScenarioFile;
 /// Parsed once in the file's model and used as they are.
-pub use super::model::{Credential, Via};
+pub use super::values::{Credential, Via};
 use super::stages::{StagePlan, Timeline};
 use crate::report::gates::Gate;
 use crate::server::Faults;
@@ -261,11 +261,12 @@ fn timeline(
             .find(|g| g.get_ref().name == name)
             .map(|g| g.get_ref().count.map_or(0.0, |c| c.0 as f64))
     };
+    let names = publishers::names_of(file.publishers.iter().map(toml::Spanned::get_ref));
     let initial_rate = |name: &str| {
-        file.publishers
+        names
             .iter()
-            .find(|p| publishers::name_of(p.get_ref()) == name)
-            .map(|p| p.get_ref().rate.map_or(0.0, |r| r.0))
+            .position(|n| n == name)
+            .map(|i| file.publishers[i].get_ref().rate.map_or(0.0, |r| r.0))
     };
     let mut timeline = Timeline::build(&file.stages, initial_count, initial_rate)
         .map_err(|(span, message)| PlanError::at(span, message))?;
@@ -388,10 +389,10 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
     }
     let settled = groups::settled(&groups);
     let mut publishers = Vec::new();
-    let mut publisher_names = Vec::new();
-    for spec in &file.publishers {
-        let name = publishers::name_of(spec.get_ref());
-        if publishers.iter().any(|p: &PublisherPlan| p.name == name) {
+    let publisher_names = publishers::names_of(file.publishers.iter().map(toml::Spanned::get_ref));
+    let mut publisher_ranges: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    for (spec, name) in file.publishers.iter().zip(&publisher_names) {
+        if publisher_ranges.iter().any(|(n, _)| n == name) {
             return Err(PlanError::at(
                 spec.span(),
                 format!("two publishers are named {name:?}: give each a `name`"),
@@ -405,16 +406,17 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
             ));
         }
         let window = Window { settled, duration, drain: harness.drain };
-        let staged = timeline.rates.get(&name);
+        let staged = timeline.rates.get(name);
         let first = publishers.len();
         publishers.extend(publishers::publisher(
             spec.get_ref(),
+            name,
             spec.span(),
             publishers.len(),
             window,
             staged,
         )?);
-        publisher_names.push((publishers::name_of(spec.get_ref()), first..publishers.len()));
+        publisher_ranges.push((name.clone(), first..publishers.len()));
     }
     if matches!(&credentials, CredentialSource::Tokens(tokens) if tokens.is_empty()) {
         return Err(PlanError::at(whole, "the token file holds no tokens"));
@@ -450,7 +452,7 @@ pub fn build(file: ScenarioFile, source: &str, overrides: &Overrides) -> Result<
                     .iter()
                     .map(|g| (g.get_ref().name.as_str(), g.get_ref().ramp.is_some()))
                     .collect(),
-                publishers: publisher_names,
+                publishers: publisher_ranges,
                 starts: file
                     .publishers
                     .iter()

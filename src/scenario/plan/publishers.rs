@@ -49,13 +49,35 @@ pub(super) struct Window {
     pub drain: Duration,
 }
 
-/// The publisher's name as written, or its default (`alerts-publisher`).
-pub(super) fn name_of(spec: &PublisherSpec) -> String {
-    spec.name.clone().unwrap_or_else(|| format!("{}-publisher", spec.topic.0))
+/// Each publisher's name, in order: as written, or its default (`alerts-publisher`; the second
+/// unnamed publisher of a topic is `alerts-publisher-2`, and so on).
+pub(super) fn names_of<'a>(specs: impl IntoIterator<Item = &'a PublisherSpec>) -> Vec<String> {
+    let mut unnamed_per_topic: Vec<(Topic, usize)> = Vec::new();
+    specs
+        .into_iter()
+        .map(|spec| {
+            if let Some(name) = &spec.name {
+                return name.clone();
+            }
+            let topic = spec.topic.0;
+            let seen = match unnamed_per_topic.iter_mut().find(|(t, _)| *t == topic) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    unnamed_per_topic.push((topic, 1));
+                    1
+                }
+            };
+            if seen == 1 { format!("{topic}-publisher") } else { format!("{topic}-publisher-{seen}") }
+        })
+        .collect()
 }
 
 pub(super) fn publisher(
     spec: &PublisherSpec,
+    name: &str,
     span: Range<usize>,
     first_index: usize,
     window: Window,
@@ -63,7 +85,6 @@ pub(super) fn publisher(
 ) -> Result<Vec<PublisherPlan>, PlanError> {
     let Window { settled, duration, drain } = window;
     let topic = spec.topic.0;
-    let name = name_of(spec);
     let error = |message: String| PlanError::at(span.clone(), format!("publisher {name:?}: {message}"));
     let (field, values, given) = match topic {
         Topic::Alerts => {
@@ -136,7 +157,7 @@ pub(super) fn publisher(
     Ok((0..connections)
         .map(|i| PublisherPlan {
             index: (first_index as u64 + i) as u32,
-            name: if connections == 1 { name.clone() } else { format!("{name}#{i}") },
+            name: if connections == 1 { name.to_owned() } else { format!("{name}#{i}") },
             topic,
             rate: rate.clone(),
             via: spec.via,
