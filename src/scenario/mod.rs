@@ -110,7 +110,8 @@ mod tests {
     #[test]
     fn unnamed_publishers_of_one_topic_get_names_of_their_own_and_named_ones_must_differ() {
         let unnamed = "[[publishers]]\ntopic = \"alerts\"\nrate = \"10/s\"\n";
-        let plan = parse(&format!("{MINIMAL}{unnamed}{unnamed}"), Path::new("s.toml"), &Overrides::default()).unwrap();
+        let plan = parse(&format!("{MINIMAL}{unnamed}{unnamed}"), Path::new("s.toml"), &Overrides::default())
+            .unwrap();
         let names: Vec<&str> = plan.publishers.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["alerts-publisher", "alerts-publisher-2"]);
         let named = "[[publishers]]\nname = \"a\"\ntopic = \"alerts\"\nrate = \"10/s\"\n";

@@ -674,7 +674,8 @@ fn a_flood_of_scrapes_and_stuck_pages_does_not_change_the_runs_figures() {
     std::fs::create_dir_all(&quiet_dir).unwrap();
     std::fs::create_dir_all(&flooded_dir).unwrap();
     std::fs::write(quiet_dir.join("scenario.toml"), HAMMERED_RUN).unwrap();
-    let quiet = crate::common::processes::harness(&["run", "scenario.toml", "--out", "report", "-q"], &quiet_dir);
+    let quiet =
+        crate::common::processes::harness(&["run", "scenario.toml", "--out", "report", "-q"], &quiet_dir);
     let flooded = LiveRun::start(&flooded_dir, HAMMERED_RUN, &["-q"]);
     let addr = flooded.addr;
     let streams = stuck_pages(addr, live::serve::MAX_EVENT_STREAMS);
@@ -690,8 +691,10 @@ fn a_flood_of_scrapes_and_stuck_pages_does_not_change_the_runs_figures() {
     assert_eq!(quiet_code, Some(0), "{quiet_stderr}");
     let per_s = scrapes as f64 / flooded_for.as_secs_f64();
     assert!(per_s > 400.0, "the flood reached only {per_s:.0} scrapes/s");
-    let (quiet, flooded) =
-        (crate::common::processes::report(&quiet_dir.join("report")), crate::common::processes::report(&flooded_out));
+    let (quiet, flooded) = (
+        crate::common::processes::report(&quiet_dir.join("report")),
+        crate::common::processes::report(&flooded_out),
+    );
     for report in [&quiet, &flooded] {
         let delivered = crate::common::processes::counter(report, "events_delivered");
         assert!(delivered > 40_000, "{delivered} deliveries");
@@ -706,7 +709,10 @@ fn a_flood_of_scrapes_and_stuck_pages_does_not_change_the_runs_figures() {
         live::serve::MAX_EVENT_STREAMS
     );
     // Two runs side by side differ by the machine's noise: a few milliseconds, never a multiple.
-    assert!(lag_flooded <= lag_quiet * 2 + 5_000, "loop lag p99 {lag_flooded} µs flooded, {lag_quiet} µs quiet");
+    assert!(
+        lag_flooded <= lag_quiet * 2 + 5_000,
+        "loop lag p99 {lag_flooded} µs flooded, {lag_quiet} µs quiet"
+    );
     assert!(
         fanout_flooded <= fanout_quiet * 2 + 5_000,
         "fan-out p99 {fanout_flooded} µs flooded, {fanout_quiet} µs quiet"

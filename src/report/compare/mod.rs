@@ -331,7 +331,8 @@ impl Runs<'_> {
                 continue;
             }
             let prefix = format!("stages.{}", stage.name);
-            let fanout = |r: &RunReport| find(r, &stage.name).and_then(|s| s.latency_us.get("fanout").copied());
+            let fanout =
+                |r: &RunReport| find(r, &stage.name).and_then(|s| s.latency_us.get("fanout").copied());
             self.part_fanout_rows(&prefix, fanout, rows);
             for (index, (name, current)) in stage.counters.iter().enumerate() {
                 if kind_of(name) != CounterKind::Failure {
@@ -343,7 +344,11 @@ impl Runs<'_> {
                     .filter_map(|b| find(b, &stage.name).and_then(|s| s.counters.iter().nth(index)))
                     .map(|c| c.1)
                     .max();
-                rows.push(self.failure_row(format!("{prefix}.counters.{name}"), baseline.unwrap_or(0), current));
+                rows.push(self.failure_row(
+                    format!("{prefix}.counters.{name}"),
+                    baseline.unwrap_or(0),
+                    current,
+                ));
             }
         }
     }
@@ -351,7 +356,12 @@ impl Runs<'_> {
     /// The fan-out percentiles of a part of the run (`prefix`: a client group, a stage) that
     /// every run has; a part has no per-second histograms of its own, so its noise is the whole
     /// run's fan-out's, relative.
-    fn part_fanout_rows(&self, prefix: &str, fanout: impl Fn(&RunReport) -> Option<LatencySummary>, rows: &mut Vec<Row>) {
+    fn part_fanout_rows(
+        &self,
+        prefix: &str,
+        fanout: impl Fn(&RunReport) -> Option<LatencySummary>,
+        rows: &mut Vec<Row>,
+    ) {
         if self.all().any(|r| fanout(r).is_none_or(|s| s.count == 0)) {
             return;
         }
@@ -362,7 +372,14 @@ impl Runs<'_> {
             let values = self.values(read, |r| borrowed_error(r, stat, name, read(r)));
             let skip = (fewest < stat.min_samples()).then_some("too few samples beyond it");
             let path = format!("{prefix}.latency.fanout.{name}");
-            rows.push(self.row(path, Unit::Micros, Worse::Higher, values, Some(self.options.min_delta_us), skip));
+            rows.push(self.row(
+                path,
+                Unit::Micros,
+                Worse::Higher,
+                values,
+                Some(self.options.min_delta_us),
+                skip,
+            ));
         }
     }
 

@@ -201,11 +201,16 @@ fn stages_are_compared_by_name_and_a_run_of_one_stage_adds_nothing() {
     assert_eq!(row(&comparison, "stages.spike.counters.events_missing").verdict, Verdict::Regressed);
     assert_eq!(row(&comparison, "stages.steady.latency.fanout.p99").verdict, Verdict::Within);
     assert_eq!(row(&comparison, "latency.fanout.p99").verdict, Verdict::Within, "the whole run did not move");
-    assert!(!comparison.rows.iter().any(|r| r.metric.starts_with("stages.") && r.metric.contains("delivered")));
+    assert!(
+        !comparison.rows.iter().any(|r| r.metric.starts_with("stages.") && r.metric.contains("delivered"))
+    );
     let mut renamed = current.clone();
     renamed.stages[1].name = "burst".into();
     let comparison = compare(std::slice::from_ref(&baseline), &renamed, Options::default());
-    assert!(!comparison.rows.iter().any(|r| r.metric.starts_with("stages.burst")), "no baseline stage to compare");
+    assert!(
+        !comparison.rows.iter().any(|r| r.metric.starts_with("stages.burst")),
+        "no baseline stage to compare"
+    );
     let mut single = run(40_000, 0, 10);
     single.stages.push(StageReport::template("smoke"));
     let comparison = compare(std::slice::from_ref(&single), &single, Options::default());

@@ -390,7 +390,10 @@ mod tests {
         .to_string();
         assert!(e.contains("`duration` does not apply with a [capacity] table"), "{e}");
         let e = parse(BASE, Path::new("c.toml"), &Overrides::default()).unwrap_err().to_string();
-        assert!(e.contains("missing `duration`: expected `duration = \"30s\"` or a timeline of [[stages]]"), "{e}");
+        assert!(
+            e.contains("missing `duration`: expected `duration = \"30s\"` or a timeline of [[stages]]"),
+            "{e}"
+        );
         let flag =
             Overrides { find_capacity: true, duration: Some(Duration::from_secs(5)), ..Overrides::default() };
         let e = parse(BASE, Path::new("c.toml"), &flag).unwrap_err().to_string();

@@ -8,8 +8,8 @@ use super::{Credential, PlanError};
 use crate::protocol::client::{ClientMessage, parse_client_message, subscribe_json};
 use crate::protocol::{Filters, Topic};
 use crate::scenario::model::ClientGroupSpec;
-use crate::scenario::values::RangeValue;
 use crate::scenario::stages::Curve;
+use crate::scenario::values::RangeValue;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Arrival {

@@ -21,9 +21,9 @@ pub use publishers::PublisherPlan;
 pub use target::read_tokens;
 
 use super::model::ScenarioFile;
+use super::stages::{StagePlan, Timeline};
 /// Parsed once in the file's model and used as they are.
 pub use super::values::{Credential, Via};
-use super::stages::{StagePlan, Timeline};
 use crate::report::gates::Gate;
 use crate::server::Faults;
 use publishers::Window;
@@ -263,10 +263,7 @@ fn timeline(
     };
     let names = publishers::names_of(file.publishers.iter().map(toml::Spanned::get_ref));
     let initial_rate = |name: &str| {
-        names
-            .iter()
-            .position(|n| n == name)
-            .map(|i| file.publishers[i].get_ref().rate.map_or(0.0, |r| r.0))
+        names.iter().position(|n| n == name).map(|i| file.publishers[i].get_ref().rate.map_or(0.0, |r| r.0))
     };
     let mut timeline = Timeline::build(&file.stages, initial_count, initial_rate)
         .map_err(|(span, message)| PlanError::at(span, message))?;
