@@ -14,12 +14,15 @@
 # in the harness's own runs the same publisher runs inside the harness (bench/harness.toml), since
 # that is how the harness measures fan-out latency. A fresh server is started for every run.
 #
-# Usage: bench/compare-tools.sh [--clients 1000,5000] [--reps 3] [--rate 10] [--window 30]
+# Usage: bench/compare-tools.sh [--clients 1000,5000] [--reps 3] [--rate 10,20,40,80] [--window 30]
 #                               [--connect-rate 200] [--tools harness,artillery,locust,floor]
 #                               [--out DIR] [--install-only]
 # Everything it installs goes under bench/.tools/ (git-ignored), once. Raw results (one folder
 # per run, result.json in each) and summary.md / summary.json go under --out
 # (default reports/compare-tools-<UTC time>/). Loopback only; every wait is bounded.
+# Several rates make a ceiling sweep (issue 16 §5): every tool at every rate, and summary.md names
+# per tool the highest rate at which it still received >= 99.9 % of the owed events by the common
+# end (the harness: and judged its own run trustworthy) in most of its runs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,7 +35,7 @@ WEBSOCKET_CLIENT_VERSION="1.9.2"
 
 CLIENTS="1000"
 REPS=3
-RATE=10
+RATES="10"
 WINDOW_S=30
 CONNECT_RATE=200
 SETTLE_S=5
@@ -49,17 +52,17 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --clients) CLIENTS="${2//,/ }"; shift 2 ;;
         --reps) REPS="$2"; shift 2 ;;
-        --rate) RATE="$2"; shift 2 ;;
+        --rate) RATES="${2//,/ }"; shift 2 ;;
         --window) WINDOW_S="$2"; shift 2 ;;
         --connect-rate) CONNECT_RATE="$2"; shift 2 ;;
         --tools) TOOLS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --install-only) INSTALL_ONLY=1; shift ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
-for number in "$REPS" "$RATE" "$WINDOW_S" "$CONNECT_RATE" $CLIENTS; do
+for number in "$REPS" "$WINDOW_S" "$CONNECT_RATE" $CLIENTS $RATES; do
     [[ "$number" =~ ^[0-9]+$ && "$number" -gt 0 ]] || die "expected a positive integer, got '$number'"
 done
 TOOLS="${TOOLS//,/ }"
@@ -204,7 +207,7 @@ run_one() {
     local tool="$1" clients="$2" rep="$3"
     local ramp_s=$(((clients + CONNECT_RATE - 1) / CONNECT_RATE))
     local total_s=$((ramp_s + SETTLE_S + WINDOW_S + DRAIN_S))
-    local dir="$OUT/n$clients/$tool-$rep"
+    local dir="$OUT/n$clients/r$RATE-$tool-$rep"
     mkdir -p "$dir"
     local port ws_url token
     port="$(free_port)"
@@ -222,7 +225,7 @@ run_one() {
     local load server_cpu_before started_ms
     load="$(cut -d' ' -f1-3 /proc/loadavg)"
     server_cpu_before="$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")"
-    log "n=$clients $tool #$rep: port $port, ramp ${ramp_s}s, total ${total_s}s, load $load"
+    log "n=$clients rate=$RATE/s $tool #$rep: port $port, ramp ${ramp_s}s, total ${total_s}s, load $load"
     started_ms="$(date +%s%3N)"
     if [[ "$tool" != harness ]]; then
         /usr/bin/time -v -o "$dir/publisher.time" timeout -k 5 "$((total_s + 30))" \
@@ -261,14 +264,14 @@ run_one() {
         started_ms="$started_ms" loadavg_at_start="$load" loadavg_at_end="$(cut -d' ' -f1-3 /proc/loadavg)" \
         generator_exit="$rc" publisher_exit="$publisher_rc" \
         server_cpu_ticks="$((server_cpu_after - server_cpu_before))" -- "${command[@]}"
-    python3 "$BENCH/summarise.py" collect "$dir" >&2 || log "n=$clients $tool #$rep: could not collect results"
+    python3 "$BENCH/summarise.py" collect "$dir" >&2 || log "n=$clients rate=$RATE/s $tool #$rep: could not collect results"
 }
 
 # ---- the runs, interleaved so that the machine's noise hits every tool alike ----
 
 {
     echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "command: $0 --clients ${CLIENTS// /,} --reps $REPS --rate $RATE --window $WINDOW_S --connect-rate $CONNECT_RATE --tools ${TOOLS// /,}"
+    echo "command: $0 --clients ${CLIENTS// /,} --reps $REPS --rate ${RATES// /,} --window $WINDOW_S --connect-rate $CONNECT_RATE --tools ${TOOLS// /,}"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
     echo "memory: $(free -g | awk '/Mem:/ {print $2 " GiB"}')"
     echo "kernel: $(uname -r)"
@@ -279,9 +282,11 @@ run_one() {
 } >"$OUT/machine.txt"
 
 for clients in $CLIENTS; do
-    for rep in $(seq 1 "$REPS"); do
-        for tool in $TOOLS; do
-            run_one "$tool" "$clients" "$rep"
+    for RATE in $RATES; do
+        for rep in $(seq 1 "$REPS"); do
+            for tool in $TOOLS; do
+                run_one "$tool" "$clients" "$rep"
+            done
         done
     done
 done

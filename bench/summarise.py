@@ -350,6 +350,84 @@ def latency_text(tool, results):
     return "–"
 
 
+# ---- ceiling sweep ----
+
+OWED_FRACTION_HELD = 0.999
+
+
+def kept_up(result):
+    """Whether one run received >= 99.9 % of the owed events by the common end (and, for the
+    harness, judged its own figures trustworthy)."""
+    owed = result["owed_fraction"]
+    trusted = result["tool"] != "harness" or result["own"].get("valid") is True
+    return owed is not None and owed >= OWED_FRACTION_HELD and trusted
+
+
+def held_rates(group, tool):
+    """{rate: (runs that kept up, runs)} for one tool."""
+    held = {}
+    for rate in sorted({r["rate_per_s"] for r in group}):
+        runs = [r for r in group if r["tool"] == tool and r["rate_per_s"] == rate]
+        if runs:
+            held[rate] = (sum(1 for r in runs if kept_up(r)), len(runs))
+    return held
+
+
+def ceiling_of(held):
+    """The highest rate held by most of its runs with every lower rate held too (None: not even the
+    lowest)."""
+    ceiling = None
+    for rate, (kept, runs) in sorted(held.items()):
+        if kept * 2 <= runs:
+            break
+        ceiling = rate
+    return ceiling
+
+
+def ceilings(group):
+    tools = [t for t in TOOLS if any(r["tool"] == t for r in group)]
+    return {tool: ceiling_of(held_rates(group, tool)) for tool in tools}
+
+
+def ceiling_lines(clients, group):
+    rates = sorted({r["rate_per_s"] for r in group})
+    tools = [t for t in TOOLS if any(r["tool"] == t for r in group)]
+    lines = [
+        f"#### The generators' ceilings at {clients:,} clients",
+        "",
+        "Runs that kept up, per rate: received >= 99.9 % of the owed events (clients × events published in "
+        "the window) by the common end, and for the harness also trusted by its own judgement (exit 0 or 1, "
+        "not 4). A rate is held when most of its runs kept up; the ceiling is the highest rate held with "
+        "every lower rate held too. The median share of the owed events received is in brackets.",
+        "",
+        "| tool | " + " | ".join(f"{rate}/s ({rate * clients:,} deliveries/s)" for rate in rates) + " | ceiling |",
+        "|---|" + "---|" * (len(rates) + 1),
+    ]
+    found = ceilings(group)
+    for tool in tools:
+        held = held_rates(group, tool)
+        cells = []
+        for rate in rates:
+            if rate not in held:
+                cells.append("–")
+                continue
+            kept, runs = held[rate]
+            owed = median([r["owed_fraction"] for r in group if r["tool"] == tool and r["rate_per_s"] == rate])
+            share = f"{owed * 100:.2f} %" if owed is not None else "no count"
+            cells.append(f"{kept}/{runs} ({share})")
+        ceiling = found[tool]
+        lines.append(f"| {TOOL_NAMES[tool]} | " + " | ".join(cells) + f" | {f'{ceiling}/s' if ceiling else 'below the lowest rate'} |")
+    lines.append("")
+    harness = found.get("harness")
+    for other in ("artillery", "locust", "floor"):
+        if other in found and harness:
+            theirs = found[other]
+            text = f"{harness / theirs:.1f}×" if theirs else f"more than {harness / rates[0]:.0f}× (it held not even {rates[0]}/s)"
+            lines.append(f"- harness ceiling vs {TOOL_NAMES[other]}: {text}")
+    lines.append("")
+    return lines
+
+
 def table(out_dir):
     out_dir = Path(out_dir)
     results = []
@@ -362,8 +440,8 @@ def table(out_dir):
     machine = out_dir / "machine.txt"
     if machine.exists():
         lines += ["```", machine.read_text(encoding="utf-8").strip(), "```", ""]
-    for clients in sorted({r["clients"] for r in results}):
-        group = [r for r in results if r["clients"] == clients]
+    for clients, rate in sorted({(r["clients"], r["rate_per_s"]) for r in results}):
+        group = [r for r in results if r["clients"] == clients and r["rate_per_s"] == rate]
         tools = [t for t in TOOLS if any(r["tool"] == t for r in group)]
         reps = max(r["rep"] for r in group)
         first = group[0]
@@ -398,7 +476,7 @@ def table(out_dir):
                 "loadavg_median": statistics.median(float(r["loadavg_at_start"].split()[0]) for r in rs),
                 "latency": latency_text(tool, rs),
             }
-        summary[str(clients)] = medians
+        summary[f"{clients} clients at {rate}/s"] = medians
         lines.append(
             "| tool | clients sustained (server / own count) | events received/s | of owed | CPU s, whole run | "
             "CPU s, publishing window | peak RSS MiB | CPU µs per event (window) |"
@@ -464,6 +542,11 @@ def table(out_dir):
         lines.append("")
         lines.append("</details>")
         lines.append("")
+    for clients in sorted({r["clients"] for r in results}):
+        group = [r for r in results if r["clients"] == clients]
+        if len({r["rate_per_s"] for r in group}) > 1:
+            lines += ceiling_lines(clients, group)
+            summary[f"{clients} clients: ceiling"] = ceilings(group)
     text = "\n".join(lines)
     (out_dir / "summary.md").write_text(text + "\n", encoding="utf-8")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
