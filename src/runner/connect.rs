@@ -200,8 +200,11 @@ impl Connector {
         let tcp = self.tcp(receive_buffer, source_index).await?;
         let tcp_time = started.elapsed();
         // Frames are timed by when they reached the socket, not by when the loop read them.
-        let tcp =
-            if self.kernel_stamps { StampedTcp::with_kernel_stamps(tcp) } else { StampedTcp::plain(tcp) };
+        let tcp = if self.kernel_stamps {
+            StampedTcp::with_kernel_stamps(tcp).map_err(ConnectError::Tcp)?
+        } else {
+            StampedTcp::plain(tcp)
+        };
         let (stream, handshake) = match (&self.ws_tls, session.0.as_ref().or(self.tls.as_ref())) {
             (Some(name), Some(tls)) => {
                 let (stream, handshake) = tls.handshake(tcp, name, self.timeout).await?;

@@ -272,7 +272,7 @@ mod tests {
             (conn.server_name().map(str::to_owned), conn.alpn_protocol().map(<[u8]>::to_vec), stream)
         };
         let connect = async {
-            let tcp = StampedTcp::with_kernel_stamps(TcpStream::connect(addr).await.unwrap());
+            let tcp = StampedTcp::with_kernel_stamps(TcpStream::connect(addr).await.unwrap()).unwrap();
             let (mut stream, handshake) =
                 client.handshake(tcp, &server_name(host).unwrap(), Duration::from_secs(5)).await.unwrap();
             let mut byte = [0u8; 1];

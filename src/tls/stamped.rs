@@ -11,44 +11,57 @@
 //! report calls its timestamps. This module never interprets data and knows nothing of clocks
 //! beyond the Unix epoch.
 
-use std::io;
+use std::io::{self, Write};
 use std::mem::MaybeUninit;
+use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A TCP stream, read with kernel receive stamps when they were enabled.
 #[derive(Debug)]
 pub struct StampedTcp {
-    tcp: TcpStream,
-    stamps: bool,
+    socket: Socket,
     /// µs since the Unix epoch at which the latest read's data reached the socket; 0 before the
     /// first stamped read.
     last_us: u64,
 }
 
+/// How the socket is driven. A stamped socket is registered with the runtime as a bare
+/// descriptor (`AsyncFd`), the only way to read it with `recvmsg` and still clear its readiness
+/// after a short read, as tokio's own `TcpStream` does: without that, every frame would cost a
+/// second `recvmsg` that only says "nothing more" (measured: issue 16 §2).
+#[derive(Debug)]
+enum Socket {
+    Plain(TcpStream),
+    Stamped(AsyncFd<std::net::TcpStream>),
+}
+
 impl StampedTcp {
     /// A stream read as plain TCP, without stamps.
     pub fn plain(tcp: TcpStream) -> StampedTcp {
-        StampedTcp { tcp, stamps: false, last_us: 0 }
+        StampedTcp { socket: Socket::Plain(tcp), last_us: 0 }
     }
 
-    /// A stream whose reads carry kernel receive stamps, when the kernel agrees to give them.
-    pub fn with_kernel_stamps(tcp: TcpStream) -> StampedTcp {
-        let stamps = enable_stamps(tcp.as_raw_fd()).is_ok();
-        StampedTcp { tcp, stamps, last_us: 0 }
-    }
-
-    pub fn get_ref(&self) -> &TcpStream {
-        &self.tcp
+    /// A stream whose reads carry kernel receive stamps, when the kernel agrees to give them
+    /// (else a plain one). Must be called within a tokio runtime.
+    pub fn with_kernel_stamps(tcp: TcpStream) -> io::Result<StampedTcp> {
+        if enable_stamps(tcp.as_raw_fd()).is_err() {
+            return Ok(StampedTcp::plain(tcp));
+        }
+        // SAFETY: a std TcpStream owns its descriptor for as long as it lives, and the AsyncFd
+        // owns the stream: the descriptor stays open and the same until the AsyncFd is dropped.
+        let fd = unsafe { AsyncFd::register(tcp.into_std()?) }.map_err(|e| e.into_parts().1)?;
+        Ok(StampedTcp { socket: Socket::Stamped(fd), last_us: 0 })
     }
 
     /// Whether reads are stamped by the kernel.
     pub fn kernel_stamps(&self) -> bool {
-        self.stamps
+        matches!(self.socket, Socket::Stamped(_))
     }
 
     /// When the data of the latest read reached the socket (µs since the Unix epoch), if the
@@ -111,17 +124,23 @@ fn recv_stamped(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, Op
 impl AsyncRead for StampedTcp {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.stamps {
-            return Pin::new(&mut this.tcp).poll_read(cx, buf);
-        }
+        let fd = match &mut this.socket {
+            Socket::Plain(tcp) => return Pin::new(tcp).poll_read(cx, buf),
+            Socket::Stamped(fd) => fd,
+        };
         loop {
-            ready!(this.tcp.poll_read_ready(cx))?;
-            let fd = this.tcp.as_raw_fd();
+            let mut ready = ready!(fd.poll_read_ready(cx))?;
             // SAFETY: recvmsg only writes into the unfilled part, and `assume_init` below covers
             // exactly the bytes it reported.
             let unfilled = unsafe { buf.unfilled_mut() };
-            match this.tcp.try_io(Interest::READABLE, || recv_stamped(fd, unfilled)) {
-                Ok((read, stamp)) => {
+            let room = unfilled.len();
+            match ready.try_io(|socket| recv_stamped(socket.as_raw_fd(), unfilled)) {
+                Ok(Ok((read, stamp))) => {
+                    // A short read emptied the socket: wait for the next edge instead of asking
+                    // again (what tokio's TcpStream does; its readiness ticks make this race-free).
+                    if read > 0 && read < room {
+                        ready.clear_ready();
+                    }
                     // SAFETY: the kernel wrote `read` bytes at the start of the unfilled part.
                     unsafe { buf.assume_init(read) };
                     buf.advance(read);
@@ -129,8 +148,8 @@ impl AsyncRead for StampedTcp {
                     this.last_us = stamp.unwrap_or(0);
                     return Poll::Ready(Ok(()));
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(error) => return Poll::Ready(Err(error)),
+                Ok(Err(error)) => return Poll::Ready(Err(error)),
+                Err(_would_block) => continue,
             }
         }
     }
@@ -139,7 +158,10 @@ impl AsyncRead for StampedTcp {
 impl AsyncWrite for StampedTcp {
     #[inline]
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+        match &mut self.get_mut().socket {
+            Socket::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Socket::Stamped(fd) => poll_write_with(fd, cx, |mut socket| socket.write(buf)),
+        }
     }
 
     #[inline]
@@ -148,20 +170,47 @@ impl AsyncWrite for StampedTcp {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+        match &mut self.get_mut().socket {
+            Socket::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Socket::Stamped(fd) => poll_write_with(fd, cx, |mut socket| socket.write_vectored(bufs)),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        match &self.socket {
+            Socket::Plain(tcp) => tcp.is_write_vectored(),
+            Socket::Stamped(_) => true,
+        }
     }
 
     #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+        match &mut self.get_mut().socket {
+            Socket::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            // TCP buffers nothing in user space.
+            Socket::Stamped(_) => Poll::Ready(Ok(())),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+        match &mut self.get_mut().socket {
+            Socket::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Socket::Stamped(fd) => Poll::Ready(fd.get_ref().shutdown(Shutdown::Write)),
+        }
+    }
+}
+
+/// One write on a stamped socket, once the runtime says it is writable.
+fn poll_write_with(
+    fd: &AsyncFd<std::net::TcpStream>,
+    cx: &mut Context<'_>,
+    mut write: impl FnMut(&std::net::TcpStream) -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        let mut ready = ready!(fd.poll_write_ready(cx))?;
+        if let Ok(written) = ready.try_io(|socket| write(socket.get_ref())) {
+            return Poll::Ready(written);
+        }
     }
 }
 
@@ -183,7 +232,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let client = TcpStream::connect(addr).await.unwrap();
         let (mut server, _) = listener.accept().await.unwrap();
-        let mut stream = StampedTcp::with_kernel_stamps(client);
+        let mut stream = StampedTcp::with_kernel_stamps(client).unwrap();
         assert!(stream.kernel_stamps(), "Linux gives software receive stamps");
         let sent_us = unix_now_us();
         server.write_all(b"hello").await.unwrap();
@@ -195,6 +244,36 @@ mod tests {
         let stamp = stream.last_read_us().expect("the read was stamped");
         assert!(stamp >= sent_us && stamp < sent_us + 20_000, "stamp {}µs after the send", stamp - sent_us);
         assert!(read_us - stamp >= 190_000, "the read came {}µs after the stamp", read_us - stamp);
+    }
+
+    #[tokio::test]
+    async fn after_a_short_read_the_next_data_still_wakes_the_reader() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let mut stream = StampedTcp::with_kernel_stamps(client).unwrap();
+        let mut buf = [0u8; 64];
+        for round in 0..20u8 {
+            let reader = async {
+                let read = stream.read(&mut buf).await.unwrap();
+                (read, buf[0])
+            };
+            let writer = async {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                server.write_all(&[round]).await.unwrap();
+            };
+            let ((read, first), ()) =
+                tokio::time::timeout(Duration::from_secs(2), async { tokio::join!(reader, writer) })
+                    .await
+                    .expect("a read whose readiness was cleared wakes on the next data");
+            assert_eq!((read, first), (1, round));
+        }
+        // Writes and shutdown go through the same descriptor.
+        stream.write_all(b"ping").await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut echoed = Vec::new();
+        server.read_to_end(&mut echoed).await.unwrap();
+        assert_eq!(echoed, b"ping");
     }
 
     #[tokio::test]

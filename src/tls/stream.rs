@@ -30,11 +30,6 @@ impl ClientStream {
         }
     }
 
-    /// The TCP socket underneath.
-    pub fn tcp(&self) -> &TcpStream {
-        self.stamped().get_ref()
-    }
-
     /// When the latest read's data reached the socket, by the kernel's stamp (µs since the Unix
     /// epoch); `None` without kernel stamps.
     pub fn last_read_us(&self) -> Option<u64> {

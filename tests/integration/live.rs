@@ -713,8 +713,11 @@ fn a_flood_of_scrapes_and_stuck_pages_does_not_change_the_runs_figures() {
         lag_flooded <= lag_quiet * 2 + 5_000,
         "loop lag p99 {lag_flooded} µs flooded, {lag_quiet} µs quiet"
     );
+    // Fan-out latency is also the in-process server's, and the 1,000 scrapes a second this test
+    // makes take CPU from the same two cores: its bound is looser, still far below what a live
+    // server that held up the run would cost (a stuck page blocking a snapshot: seconds).
     assert!(
-        fanout_flooded <= fanout_quiet * 2 + 5_000,
+        fanout_flooded <= fanout_quiet * 3 + 25_000,
         "fan-out p99 {fanout_flooded} µs flooded, {fanout_quiet} µs quiet"
     );
 }
