@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::cluster::close_gate::CloseHold;
 use super::cluster::{AckTo, BROKER_TIMEOUT, LinkDown};
+use super::delay_line::DelayLine;
 use super::faults::{DEEP_NESTING, FaultDice, WriteAction};
 use super::hub::{ConnId, Outbox, Overflow};
 use super::metrics::ServerMetrics;
@@ -120,6 +121,8 @@ struct Session<'a> {
     interrupts: Interrupts,
     dice: FaultDice,
     held_back: Option<Utf8Bytes>,
+    /// The `delay=F:D` fault: frames held, made on the first (boxed: most servers never delay).
+    delayed: Option<Box<DelayLine>>,
     /// The `throttle=N` fault: whether the first frame of the write batch waits for its slot.
     pacing: Pacing,
     unanswered_pings: u32,
@@ -201,6 +204,7 @@ impl<'a> Session<'a> {
             interrupts,
             dice: FaultDice::new(conn),
             held_back: None,
+            delayed: None,
             pacing: Pacing::Free,
             unanswered_pings: 0,
             cluster_request: None,
@@ -246,6 +250,11 @@ impl<'a> Session<'a> {
                     if let Some(held) = self.held_back.take()
                         && let Err(end) = self.guarded(ws.send(Message::Text(held))).await
                     {
+                        return end;
+                    }
+                }
+                _ = delay_due(&mut self.delayed), if self.delayed.as_ref().is_some_and(|line| !line.is_empty()) => {
+                    if let Err(end) = self.write_due(ws).await {
                         return end;
                     }
                 }
@@ -395,7 +404,16 @@ impl<'a> Session<'a> {
         while let Ok(frame) = self.queue.try_recv() {
             batch.push(frame);
         }
-        let written = self.write_batch(ws, batch).await;
+        let mut written = self.write_batch(ws, batch).await;
+        // Frames the delay fault holds are owed too: they leave before the Close.
+        while written.is_ok()
+            && let Some(last) = self.delayed.as_deref().and_then(DelayLine::last_due)
+        {
+            written = self.guarded(async { Ok(sleep_until(last).await) }).await;
+            if written.is_ok() {
+                written = self.write_due(ws).await;
+            }
+        }
         if let Some(hold) = &self.close_hold {
             hold.release();
         }
@@ -461,30 +479,57 @@ impl<'a> Session<'a> {
             }
             let action = if is_event { self.dice.action(faults) } else { WriteAction::Write };
             match action {
-                WriteAction::Write => self.guarded(ws.feed(Message::Text(frame))).await?,
+                WriteAction::Write => self.emit(ws, frame).await?,
                 WriteAction::Drop => {}
                 WriteAction::Duplicate => {
-                    self.guarded(ws.feed(Message::Text(frame.clone()))).await?;
-                    self.guarded(ws.feed(Message::Text(frame))).await?;
+                    self.emit(ws, frame.clone()).await?;
+                    self.emit(ws, frame).await?;
                 }
                 WriteAction::HoldBack if self.held_back.is_none() => {
                     self.held_back = Some(frame);
                     continue;
                 }
-                WriteAction::HoldBack => self.guarded(ws.feed(Message::Text(frame))).await?,
+                WriteAction::HoldBack => self.emit(ws, frame).await?,
                 WriteAction::Stall(stall) => {
-                    self.guarded(ws.flush()).await?;
-                    let sleep = async {
-                        tokio::time::sleep(stall).await;
-                        Ok(())
-                    };
-                    self.guarded(sleep).await?;
-                    self.guarded(ws.feed(Message::Text(frame))).await?;
+                    // The writer goes on taking frames meanwhile (`DelayLine`): holds do not add up.
+                    let line = self.delayed.get_or_insert_with(|| Box::new(DelayLine::new()));
+                    line.hold(frame, Instant::now() + stall);
                 }
             }
             if let Some(held) = self.held_back.take() {
-                self.guarded(ws.feed(Message::Text(held))).await?;
+                self.emit(ws, held).await?;
             }
+        }
+        self.guarded(ws.flush()).await
+    }
+
+    /// Writes `frame` now, unless the delay fault holds frames: then it waits behind them.
+    async fn emit<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+        frame: Utf8Bytes,
+    ) -> Result<(), End> {
+        let frame = match self.delayed.as_deref_mut() {
+            Some(line) => match line.queue_behind(frame) {
+                Ok(()) => return Ok(()),
+                Err(frame) => frame,
+            },
+            None => frame,
+        };
+        self.guarded(ws.feed(Message::Text(frame))).await
+    }
+
+    /// Writes the frames the delay fault held that are due now, in one batch.
+    async fn write_due<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+    ) -> Result<(), End> {
+        let mut due = Vec::new();
+        if let Some(line) = self.delayed.as_deref_mut() {
+            line.take_due(Instant::now(), &mut due);
+        }
+        for frame in due {
+            self.guarded(ws.feed(Message::Text(frame))).await?;
         }
         self.guarded(ws.flush()).await
     }
@@ -569,6 +614,14 @@ async fn hold_back_expired(holding: bool) {
 
 /// Resolves when the paced frame's slot comes (never while no frame waits). The timer is boxed:
 /// only the `throttle` fault paces, and inline it would size every connection's task.
+/// Resolves when the delay fault's first held frame is due.
+async fn delay_due(line: &mut Option<Box<DelayLine>>) {
+    match line {
+        Some(line) => line.head_due().await,
+        None => std::future::pending::<()>().await,
+    }
+}
+
 async fn slot_came(pacing: Pacing) {
     match pacing {
         Pacing::Until(at) => Box::pin(sleep_until(at)).await,

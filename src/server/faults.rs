@@ -2,8 +2,10 @@
 //! `[target] faults`), so tests can prove that the runner, `conform` and `fuzz` catch each one.
 //!
 //! Delivery faults act where a real server would go wrong: filters and unsubscribe in the hub,
-//! drop / duplicate / reorder / latency in the connection's writer (so a delay holds back the
-//! frames behind it, as a real stall does, instead of reordering them); `throttle=N` paces
+//! drop / duplicate / reorder / latency in the connection's writer (a delayed frame holds back
+//! the frames behind it, as a real stall does, instead of reordering them; each delayed frame
+//! waits its own duration from when the writer took it, `server::delay_line`, so delays never
+//! add up into a backlog); `throttle=N` paces
 //! event frames in the writer too, through one bucket for the whole server (`server::throttle`),
 //! so the excess waits in the connection queues. Protocol faults are
 //! consulted where the correct answer is produced. With no faults every check is one branch.
@@ -22,7 +24,8 @@ pub struct Faults {
     pub duplicate: f64,
     /// Fraction of deliveries held back and written after the next one.
     pub reorder: f64,
-    /// Fraction of deliveries stalled, and for how long.
+    /// Fraction of deliveries delayed, and for how long (each from when its connection's writer
+    /// took it; the frames behind a delayed one wait for it).
     pub delay: Option<(f64, Duration)>,
     pub ignore_filters: bool,
     pub ignore_unsubscribe: bool,

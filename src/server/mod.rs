@@ -19,6 +19,7 @@ pub mod auth;
 pub mod child;
 pub mod cluster;
 pub mod connection;
+mod delay_line;
 pub mod faults;
 pub mod http;
 pub mod hub;
