@@ -234,6 +234,10 @@ mod tests {
         let (mut server, _) = listener.accept().await.unwrap();
         let mut stream = StampedTcp::with_kernel_stamps(client).unwrap();
         assert!(stream.kernel_stamps(), "Linux gives software receive stamps");
+        // The first socket of a process to ask for stamps turns receive stamping on in the
+        // kernel through deferred work: data arriving within that moment is not stamped. (A run
+        // connects its clients seconds before the first event.)
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let sent_us = unix_now_us();
         server.write_all(b"hello").await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
