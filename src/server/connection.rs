@@ -612,8 +612,6 @@ async fn hold_back_expired(holding: bool) {
     }
 }
 
-/// Resolves when the paced frame's slot comes (never while no frame waits). The timer is boxed:
-/// only the `throttle` fault paces, and inline it would size every connection's task.
 /// Resolves when the delay fault's first held frame is due.
 async fn delay_due(line: &mut Option<Box<DelayLine>>) {
     match line {
@@ -622,6 +620,8 @@ async fn delay_due(line: &mut Option<Box<DelayLine>>) {
     }
 }
 
+/// Resolves when the paced frame's slot comes (never while no frame waits). The timer is boxed:
+/// only the `throttle` fault paces, and inline it would size every connection's task.
 async fn slot_came(pacing: Pacing) {
     match pacing {
         Pacing::Until(at) => Box::pin(sleep_until(at)).await,

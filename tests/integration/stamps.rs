@@ -85,3 +85,54 @@ async fn stalls_against_calm() {
         user.latency_us["fanout"]
     );
 }
+
+/// Stalls long enough for the subscribers' receive queues to fill (8 KB events, 20 a second, read
+/// a second late): with kernel stamps the frames are still timed right, but the queues pushed back
+/// on the server, so the run must be flagged, not trusted.
+const BACKED_UP: &str = r#"
+name = "backed-up-subscribers"
+duration = "6s"
+seed = 5
+
+[[clients]]
+name = "subscribers"
+count = 50
+topics = ["alerts"]
+
+[[publishers]]
+topic = "alerts"
+rate = "20/s"
+payload_bytes = 8000
+start_after = "500ms"
+
+[harness]
+drain = "1s"
+timestamps = "kernel"
+faults = ["stall=1s/2s"]
+"#;
+
+#[test]
+fn receive_queues_that_back_up_flag_the_run() {
+    crate::common::timed_alone(async {
+        let plan = scenario::parse(BACKED_UP, Path::new("backed-up.toml"), &Overrides::default())
+            .expect("valid scenario");
+        let report = runner::run(plan, RunOptions { quiet: true, ..RunOptions::default() })
+            .await
+            .expect("the run completes");
+        eprintln!(
+            "backed up: {:?}, read delay {:?}",
+            report.harness.reasons, report.latency_us["read_delay"]
+        );
+        assert_eq!(report.harness.timestamps, "kernel");
+        assert!(!report.valid, "queues of a second's 160 KB must flag the run: {:?}", report.harness);
+        assert!(
+            report
+                .harness
+                .reasons
+                .iter()
+                .any(|r| r.contains("receive queues") || r.contains("without a kernel")),
+            "{:?}",
+            report.harness.reasons
+        );
+    });
+}
