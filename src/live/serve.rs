@@ -160,13 +160,14 @@ fn events(state: &State) -> Response<Body> {
             () = cancel.cancelled() => true,
         };
         if ended {
-            // The final snapshot may be rendered just after the cancel: send what this stream
-            // has not sent yet (waiting a moment for it), then end.
-            let fresh = payloads.has_changed().unwrap_or(false)
-                || matches!(
-                    tokio::time::timeout(Duration::from_millis(500), payloads.changed()).await,
-                    Ok(Ok(()))
-                );
+            // The final snapshot is rendered after the cancel, and then the renderer drops its
+            // sender: wait for that (a moment at most), then send the latest payload unless this
+            // stream has sent it already, and end.
+            let mut fresh = payloads.has_changed().unwrap_or(false);
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+            while let Ok(Ok(())) = tokio::time::timeout_at(deadline, payloads.changed()).await {
+                fresh = true;
+            }
             if !fresh {
                 return None;
             }

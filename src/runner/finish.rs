@@ -19,9 +19,10 @@ use crate::util::process;
 /// Share of its time a shard thread may spend on the CPU before the harness counts as saturated.
 const BUSY_LIMIT: f64 = 0.95;
 /// With kernel stamps, the share of deliveries that may come without one before the run is
-/// flagged. Linux drops the stamps of data it compacts in a receive queue that overflowed
-/// (`tcp_collapse`), so unstamped deliveries in number mean queues that backed up, and those
-/// frames were timed when read; a few can come from a socket's first moment.
+/// flagged. Unstamped reads were seen only where receive queues had overflowed (0.5–3.4 % of
+/// the deliveries at 600,000–800,000 a second, none in any run that kept up: the kernel does not
+/// stamp data it had to compact in a full queue), and those frames were timed when read; a few
+/// can come from a process's first moment of stamping.
 const UNSTAMPED_LIMIT: f64 = 0.001;
 
 /// What the run cost this process.
@@ -219,7 +220,7 @@ fn harness_report(run: &RunShared, totals: &Totals, usage: Usage, delivered: u64
         if unstamped as f64 > delivered as f64 * UNSTAMPED_LIMIT {
             reasons.push(format!(
                 "{unstamped} deliveries ({:.1} %) came without a kernel receive stamp and were timed when read: \
-                 the kernel drops the stamps of a receive queue it had to compact, one that overflowed",
+                 the kernel gives none for data it had to compact in a receive queue that overflowed",
                 unstamped as f64 * 100.0 / delivered as f64
             ));
         }
@@ -257,7 +258,9 @@ fn harness_report(run: &RunShared, totals: &Totals, usage: Usage, delivered: u64
 
 /// Bytes a subscriber received per second in the run's busiest second: the rate at which its
 /// receive queue fills while it is not read (the whole run's average would dilute a publishing
-/// window with the ramp and the drain). The run's average when no second was recorded.
+/// window with the ramp and the drain). It errs high, never low: reads that catch up after a
+/// delay bunch into one second (the 100/s ceiling runs of BENCHMARKS.md: 93–145 KB/s against
+/// 36 KB/s arriving). The run's average when no second was recorded.
 fn peak_bytes_per_connection_s(totals: &Totals, clients: u64, delivered: u64, duration: Duration) -> f64 {
     let clients = clients.max(1) as f64;
     let busiest = totals.intervals.iter().map(|i| i.events_delivered).max().unwrap_or(0);
