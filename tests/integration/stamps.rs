@@ -46,8 +46,13 @@ async fn run(timestamps: &str, stalled: bool) -> RunReport {
     if !stalled {
         text = text.replace("faults = [\"stall=200ms/1300ms\"]\n", "");
     }
+    run_scenario(&text).await
+}
+
+/// Runs a scenario given as text, quietly, against the bundled server.
+async fn run_scenario(text: &str) -> RunReport {
     let plan =
-        scenario::parse(&text, Path::new("stalled.toml"), &Overrides::default()).expect("valid scenario");
+        scenario::parse(text, Path::new("scenario.toml"), &Overrides::default()).expect("valid scenario");
     runner::run(plan, RunOptions { quiet: true, ..RunOptions::default() }).await.expect("the run completes")
 }
 
@@ -114,11 +119,7 @@ faults = ["stall=1s/2s"]
 #[test]
 fn receive_queues_that_back_up_flag_the_run() {
     crate::common::timed_alone(async {
-        let plan = scenario::parse(BACKED_UP, Path::new("backed-up.toml"), &Overrides::default())
-            .expect("valid scenario");
-        let report = runner::run(plan, RunOptions { quiet: true, ..RunOptions::default() })
-            .await
-            .expect("the run completes");
+        let report = run_scenario(BACKED_UP).await;
         eprintln!(
             "backed up: {:?}, read delay {:?}",
             report.harness.reasons, report.latency_us["read_delay"]
